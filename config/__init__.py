@@ -1,0 +1,16 @@
+"""Configuration: ``AppArgs`` (the deployment shape, from YAML) and ``Settings`` (environment)."""
+
+from config.app_args import AppArgs, AutoscalingArgs, DeploymentArgs, LimitsArgs, parse_app_args
+from config.models import SeparationArgs, TranscriptionArgs
+from config.settings import Settings
+
+__all__ = [
+    "AppArgs",
+    "AutoscalingArgs",
+    "DeploymentArgs",
+    "LimitsArgs",
+    "SeparationArgs",
+    "Settings",
+    "TranscriptionArgs",
+    "parse_app_args",
+]

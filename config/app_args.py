@@ -1,0 +1,149 @@
+"""``AppArgs``: the deployment shape, read from the ``args`` of ``serve_config.yaml``.
+
+Every invalid combination raises a ``ValueError`` that says what to change, so
+``build_app`` fails before anything is deployed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from config.models import SeparationArgs, TranscriptionArgs
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AutoscalingArgs(_Strict):
+    """Serve autoscaling for one deployment (replicas follow ongoing requests)."""
+
+    min_replicas: int = Field(default=1, ge=0, description="Replicas kept even when idle.")
+    max_replicas: int = Field(default=1, ge=1, description="Upper bound on replicas.")
+    initial_replicas: int | None = Field(default=None, ge=0, description="Replicas at start.")
+    target_ongoing_requests: float = Field(
+        default=2.0, gt=0, description="Ongoing requests per replica the autoscaler aims for."
+    )
+    upscale_delay_s: float = Field(default=10.0, ge=0, description="Wait before adding replicas.")
+    downscale_delay_s: float = Field(
+        default=300.0, ge=0, description="Wait before removing replicas (models are slow to load)."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingArgs:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"autoscaling.max_replicas ({self.max_replicas}) must be >= "
+                f"min_replicas ({self.min_replicas})"
+            )
+        return self
+
+
+class DeploymentArgs(_Strict):
+    """Resources and limits of one Serve deployment."""
+
+    num_replicas: int = Field(default=1, ge=1, description="Fixed replica count (no autoscaling).")
+    autoscaling: AutoscalingArgs | None = Field(
+        default=None, description="Autoscaling; when set, num_replicas is ignored."
+    )
+    num_cpus: float = Field(default=1.0, ge=0, description="Logical CPUs reserved per replica.")
+    num_gpus: float = Field(
+        default=0.0,
+        ge=0,
+        description="GPU per replica: a fraction in (0, 1] packs replicas on one GPU, or whole GPUs.",
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Compute threads per replica (torch / CTranslate2). "
+        "Unset: the CPUs reserved (num_cpus, at least 1), so replicas never oversubscribe.",
+    )
+    max_ongoing_requests: int = Field(default=8, ge=1, description="Concurrent calls per replica.")
+    max_queued_requests: int = Field(
+        default=256,
+        ge=-1,
+        description="Calls waiting per caller before Serve rejects them (-1: unbounded).",
+    )
+
+    @model_validator(mode="after")
+    def _gpu_fraction(self) -> DeploymentArgs:
+        if self.num_gpus > 1 and not float(self.num_gpus).is_integer():
+            raise ValueError(
+                f"num_gpus={self.num_gpus}: use a fraction in (0, 1] or a whole number of GPUs"
+            )
+        return self
+
+    @property
+    def compute_threads(self) -> int:
+        """Threads the replica's model should use: explicit, else its CPU share."""
+        return self.threads or max(1, int(self.num_cpus))
+
+    def serve_options(self) -> dict[str, Any]:
+        """Options for ``serve.deployment(...)``: the one place config meets Serve."""
+        actor: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.num_gpus:
+            actor["num_gpus"] = self.num_gpus
+        options: dict[str, Any] = {
+            "ray_actor_options": actor,
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+        }
+        if self.autoscaling is None:
+            options["num_replicas"] = self.num_replicas
+        else:
+            options["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)
+        return options
+
+
+class LimitsArgs(_Strict):
+    """What a single request may ask of the service."""
+
+    max_upload_mb: float = Field(default=200.0, gt=0, description="Largest accepted input file.")
+    max_audio_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest accepted audio (checked before and while decoding).",
+    )
+    max_url_download_seconds: float = Field(
+        default=60.0, gt=0, description="Time allowed to fetch an input given by URL."
+    )
+
+
+class AppArgs(_Strict):
+    """The whole application shape; the ``args`` of the Serve application."""
+
+    ingress: DeploymentArgs = Field(
+        default_factory=lambda: DeploymentArgs(num_cpus=0.5, max_ongoing_requests=200),
+        description="HTTP/WebSocket ingress (CPU).",
+    )
+    coordinator: DeploymentArgs = Field(
+        default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=4),
+        description="SeparationCoordinator (its max_ongoing_requests = jobs run at once): decode, plan, overlap-add, encode, upload (CPU).",
+    )
+    demucs_worker: DeploymentArgs = Field(
+        default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=2),
+        description="DemucsWorker: the model forward pass on batches of windows (GPU).",
+    )
+    transcriber: DeploymentArgs = Field(
+        default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=4),
+        description="Transcriber: faster-whisper (GPU).",
+    )
+    separation: SeparationArgs = Field(default_factory=SeparationArgs)
+    transcription: TranscriptionArgs = Field(default_factory=TranscriptionArgs)
+    limits: LimitsArgs = Field(default_factory=LimitsArgs)
+
+
+def parse_app_args(raw: dict[str, Any] | AppArgs | None) -> AppArgs:
+    """Validate raw YAML args; the error names every offending field and what to change."""
+    if isinstance(raw, AppArgs):
+        return raw
+    try:
+        return AppArgs.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in e['loc']) or '(args)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ValueError(f"Invalid stemscribe application args:\n{problems}") from None

@@ -1,0 +1,104 @@
+"""The one place domain errors become HTTP: status codes and the JSON error shape.
+
+Every error leaves as ``{"error": {"code", "message", "details"}}``; never a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from pipelines import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.StemscribeError], int] = {
+    errors.InvalidRequest: 400,
+    errors.NotFound: 404,
+    errors.PayloadTooLarge: 413,
+    errors.AudioTooLong: 413,
+    errors.UnsupportedAudio: 415,
+    errors.InvalidSignature: 403,
+    errors.Overloaded: 503,
+    errors.StorageUnavailable: 503,
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def status_of(exc: errors.StemscribeError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.StemscribeError)
+    return error_response(status_of(exc), exc.code, exc.message, exc.details)
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+    ]
+    first = problems[0] if problems else {"field": "", "message": "invalid"}
+    message = f"Invalid field {first['field']!r}: {first['message']}."
+    return error_response(422, "invalid_request", message, {"errors": problems})
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    if message == HTTPStatus(exc.status_code).phrase:
+        message = f"{message}: {request.method} {request.url.path}"
+    message = message if message.endswith(".") else message + "."
+    response = error_response(exc.status_code, code, message)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "The server failed to handle the request.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.StemscribeError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,52 @@
+"""The Ingress side of job hand-over: DeploymentHandle calls, followed to the end.
+
+A call whose replica died is retried (the job record, not the call, is the truth:
+the coordinator re-reads it and resumes or skips).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.serve.handle import DeploymentHandle
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3
+RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+
+class HandleLauncher:
+    """Submits jobs to coordinator deployments and caches their model catalogue."""
+
+    def __init__(self, coordinators: dict[str, DeploymentHandle]) -> None:
+        self._coordinators = coordinators
+        self._following: set[asyncio.Task[None]] = set()
+        self._models: dict[str, dict[str, Any]] | None = None
+
+    async def submit(self, kind: str, job_id: str) -> None:
+        task = asyncio.create_task(self._follow(kind, job_id))
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _follow(self, kind: str, job_id: str) -> None:
+        handle = self._coordinators[kind]
+        for attempt in range(1, RETRIES + 1):
+            try:
+                status = await handle.run.remote(job_id)
+                log.info("job %s finished: %s", job_id, status)
+                return
+            except RETRYABLE:
+                log.warning("job %s: coordinator died (attempt %d), retrying", job_id, attempt)
+                await asyncio.sleep(attempt)
+            except Exception:
+                log.exception("job %s: coordinator call failed", job_id)
+                return
+
+    async def separation_models(self) -> dict[str, dict[str, Any]]:
+        if self._models is None:
+            self._models = await self._coordinators["separation"].models.remote()
+        return self._models

@@ -1,0 +1,214 @@
+"""PyAV plumbing behind :mod:`pipelines.audio`.
+
+Opening inputs (FFmpeg errors become :class:`UnsupportedAudio` here and nowhere
+else), decoding through FFmpeg's resampler, and encoding with FFmpeg's encoders
+and muxers into memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import IO, Any
+
+import av
+import numpy as np
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer
+
+from pipelines.errors import UnsupportedAudio
+
+# Undecodable packets are skipped, as the ffmpeg command line (which Demucs
+# reads audio with) does; a truncated last packet or a stray glitch should not
+# cost the whole file. Past this allowance the file is corrupt, not glitchy.
+CORRUPT_PACKETS_ALLOWED = 2
+CORRUPT_FRACTION_ALLOWED = 0.05
+# Samples per channel handed to an encoder at a time: bounds the extra memory
+# used for quantised copies of a long track.
+ENCODE_BLOCK = 1 << 16
+# No "Lavf" encoder tags: the same samples always give the same bytes.
+_BITEXACT = {"fflags": "+bitexact"}
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """How one output format is produced with FFmpeg."""
+
+    codec: str
+    container: str
+    sample_format: str
+    bits: int | None = None  # integer PCM width; None keeps floats
+    saturate: bool = False  # clip floats to [-1, 1] (integer PCM always does)
+
+
+@contextmanager
+def open_audio(source: Any) -> Iterator[tuple[InputContainer, AudioStream]]:
+    """Open ``source`` and its first audio stream.
+
+    FFmpeg errors raised inside the ``with`` block, while opening or decoding,
+    surface as :class:`UnsupportedAudio`.
+    """
+    with ExitStack() as stack:
+        file = _readable(source, stack)
+        try:
+            container = stack.enter_context(av.open(file, "r", metadata_errors="replace"))
+            yield container, first_audio_stream(container)
+        except av.FFmpegError as exc:
+            reason = exc.strerror or str(exc)
+            raise UnsupportedAudio(f"Failed to decode audio: {reason}.") from exc
+
+
+def _readable(source: Any, stack: ExitStack) -> IO[bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(source)
+    if isinstance(source, str | os.PathLike):
+        # Opened here rather than by FFmpeg so a path is only ever a local
+        # file, never an FFmpeg protocol URL ("concat:", "http:" ...).
+        return stack.enter_context(open(source, "rb"))
+    if getattr(source, "seekable", lambda: False)():
+        source.seek(0)
+    return source
+
+
+def first_audio_stream(container: InputContainer) -> AudioStream:
+    """The first audio stream, checked to declare channels and a sample rate."""
+    if not container.streams.audio:
+        raise UnsupportedAudio(
+            "The file has no audio stream.",
+            details={"container": container.format.name},
+        )
+    stream = container.streams.audio[0]
+    if stream.codec_context.channels < 1 or stream.codec_context.sample_rate < 1:
+        raise UnsupportedAudio("The audio stream declares no channels or no sample rate.")
+    return stream
+
+
+def declared_duration(container: InputContainer, stream: AudioStream) -> float:
+    """Seconds the headers declare for ``stream``; 0.0 when they do not say."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration and container.duration > 0:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def decoded_blocks(
+    container: InputContainer, stream: AudioStream, sample_rate: int
+) -> Iterator[np.ndarray]:
+    """Yield float32 ``(channels, n)`` blocks at ``sample_rate`` in the source layout."""
+    resampler = _Resampler(sample_rate)
+    for frame in _decoded_frames(container, stream):
+        yield from resampler.push(frame)
+    yield from resampler.flush()
+
+
+def _decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:
+    packets = failures = 0
+    for packet in container.demux(stream):
+        packets += 1
+        try:
+            frames = stream.decode(packet)
+        except av.FFmpegError:
+            failures += 1
+            continue
+        yield from frames
+    if failures > CORRUPT_PACKETS_ALLOWED + CORRUPT_FRACTION_ALLOWED * packets:
+        raise UnsupportedAudio(
+            "Failed to decode audio: the stream is corrupt.",
+            details={"corrupt_packets": failures, "packets": packets},
+        )
+
+
+class _Resampler:
+    """FFmpeg's resampler to planar float32 at one rate, keeping the source layout.
+
+    Rebuilt when the input changes format mid-stream (chained or concatenated
+    files), which a single PyAV resampler refuses.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._inner: av.AudioResampler | None = None
+        self._source: tuple[str, str, int] | None = None
+        self._channels: int | None = None
+
+    def push(self, frame: AudioFrame) -> Iterator[np.ndarray]:
+        source = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if source != self._source:
+            yield from self.flush()
+            self._start(frame, source)
+        yield from self._run(frame)
+
+    def flush(self) -> Iterator[np.ndarray]:
+        yield from self._run(None)
+        self._inner, self._source = None, None
+
+    def _start(self, frame: AudioFrame, source: tuple[str, str, int]) -> None:
+        channels = frame.layout.nb_channels
+        if self._channels is not None and channels != self._channels:
+            raise UnsupportedAudio("The number of audio channels changes mid-stream.")
+        self._channels, self._source = channels, source
+        self._inner = av.AudioResampler(format="fltp", rate=self.rate)
+
+    def _run(self, frame: AudioFrame | None) -> Iterator[np.ndarray]:
+        if self._inner is None:
+            return
+        for out in self._inner.resample(frame):
+            # A pass-through resampler hands back its input, None when flushed.
+            if out is not None and out.samples:
+                yield out.to_ndarray()
+
+
+def encode(
+    samples: np.ndarray, sample_rate: int, encoder: Encoder, bit_rate: int | None = None
+) -> bytes:
+    """Encode float32 ``(channels, n)`` samples into an in-memory file."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=encoder.container, container_options=_BITEXACT) as container:
+        stream = container.add_stream(encoder.codec, rate=sample_rate)
+        assert isinstance(stream, AudioStream)
+        stream.layout = _layout(samples.shape[0])
+        stream.format = encoder.sample_format
+        if bit_rate is not None:
+            stream.codec_context.bit_rate = bit_rate
+        container.start_encoding()  # headers even when there are no samples
+        for frame in _frames(samples, sample_rate, encoder):
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def _layout(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+
+
+def _frames(samples: np.ndarray, sample_rate: int, encoder: Encoder) -> Iterator[AudioFrame]:
+    layout = _layout(samples.shape[0])
+    for start in range(0, samples.shape[1], ENCODE_BLOCK):
+        block = to_pcm(samples[:, start : start + ENCODE_BLOCK], encoder)
+        if not encoder.sample_format.endswith("p"):  # packed: interleaved, one plane
+            block = np.ascontiguousarray(block.T).reshape(1, -1)
+        frame = AudioFrame.from_ndarray(
+            np.ascontiguousarray(block), format=encoder.sample_format, layout=layout
+        )
+        frame.sample_rate, frame.pts = sample_rate, start
+        frame.time_base = Fraction(1, sample_rate)
+        yield frame
+
+
+def to_pcm(block: np.ndarray, encoder: Encoder) -> np.ndarray:
+    """Float samples as the encoder takes them; integer PCM saturates, never wraps.
+
+    Integers follow Demucs' writers: scale by ``2**(bits-1) - 1`` and truncate;
+    24-bit samples ride in the top bits of an int32, as FFmpeg expects.
+    """
+    if encoder.bits is None:
+        return np.clip(block, -1.0, 1.0) if encoder.saturate else block
+    full_scale = 2 ** (encoder.bits - 1) - 1
+    ints = (np.clip(block, -1.0, 1.0) * full_scale).astype(np.int32)
+    return ints.astype(np.int16) if encoder.bits == 16 else ints << 8

@@ -1,0 +1,89 @@
+"""Domain exceptions raised by the processing core.
+
+Each carries a stable snake_case ``code`` and a human sentence. The ingress maps
+each class to exactly one HTTP status in one place (``deployments/errors.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StemscribeError(Exception):
+    """Base class: a failure a client can be told about."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InvalidRequest(StemscribeError):
+    """A field has a value the service cannot use."""
+
+    code = "invalid_request"
+
+
+class UnknownModel(InvalidRequest):
+    """The requested model is not enabled on this deployment."""
+
+    code = "unknown_model"
+
+
+class UnknownStem(InvalidRequest):
+    """A requested stem is not produced by the chosen model."""
+
+    code = "unknown_stem"
+
+
+class UnsupportedAudio(StemscribeError):
+    """The bytes are not audio that FFmpeg can decode."""
+
+    code = "unsupported_audio"
+
+
+class AudioTooLong(StemscribeError):
+    """The audio lasts longer than the configured limit."""
+
+    code = "audio_too_long"
+
+
+class PayloadTooLarge(StemscribeError):
+    """The upload is larger than the configured limit."""
+
+    code = "payload_too_large"
+
+
+class NotFound(StemscribeError):
+    """The object or job does not exist (or belongs to someone else)."""
+
+    code = "not_found"
+
+
+class InvalidSignature(StemscribeError):
+    """A signed URL was tampered with or has expired."""
+
+    code = "invalid_signature"
+
+
+class StorageUnavailable(StemscribeError):
+    """The storage backend could not be reached."""
+
+    code = "storage_unavailable"
+
+
+class JobCancelled(StemscribeError):
+    """The job was cancelled while it ran."""
+
+    code = "job_cancelled"
+
+
+class Overloaded(StemscribeError):
+    """The service is at capacity; retry later."""
+
+    code = "overloaded"

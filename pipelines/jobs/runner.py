@@ -1,0 +1,141 @@
+"""The lifecycle every job kind shares: running, progress, heartbeat, cancel, finish.
+
+Outputs are written before the record flips to ``succeeded``, so a client that
+sees ``succeeded`` can always download every file listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+import zipfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pipelines.errors import JobCancelled, StemscribeError
+from pipelines.jobs.records import JobRecord, JobStatus, JobStore, OutputFile, output_key
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class JobContext:
+    """Handed to a job body: report progress, write outputs, notice cancellation."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        record: JobRecord,
+        *,
+        save_interval: float = 0.5,
+        cancel_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.storage = store.storage
+        self.record = record
+        self._save_interval = save_interval
+        self._cancel_interval = cancel_interval
+        self._last_save = 0.0
+        self._last_cancel_check = 0.0
+        self._save_lock = asyncio.Lock()
+
+    @property
+    def job_id(self) -> str:
+        return self.record.job_id
+
+    async def save(self) -> None:
+        async with self._save_lock:  # one write at a time, so records never go backwards
+            self.record.heartbeat_at = time.time()
+            self._last_save = time.monotonic()
+            await asyncio.to_thread(self.store.save, self.record)
+
+    async def progress(self, value: float) -> None:
+        """Record progress in [0, 1]; saved at most every ``save_interval`` seconds."""
+        self.record.progress = min(1.0, max(self.record.progress, value))
+        await self.check_cancel()
+        if time.monotonic() - self._last_save >= self._save_interval:
+            await self.save()
+
+    async def check_cancel(self) -> None:
+        """Raise ``JobCancelled`` once a DELETE asked for it (polled, throttled)."""
+        now = time.monotonic()
+        if now - self._last_cancel_check < self._cancel_interval:
+            return
+        self._last_cancel_check = now
+        if await asyncio.to_thread(self.store.cancel_requested, self.job_id):
+            raise JobCancelled("The job was cancelled.")
+
+    async def write_output(
+        self, name: str, filename: str, data: bytes, content_type: str
+    ) -> OutputFile:
+        key = output_key(self.job_id, filename)
+        await asyncio.to_thread(self.storage.put, key, data, content_type)
+        return OutputFile(name, key, len(data), content_type, filename)
+
+    async def write_archive(self, files: dict[str, bytes], filename: str) -> OutputFile:
+        """A ZIP of ``files`` (already-compressed audio is stored, not deflated again)."""
+        data = await asyncio.to_thread(_zip, files)
+        return await self.write_output("archive", filename, data, "application/zip")
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            compress = zipfile.ZIP_DEFLATED if name.endswith((".wav", ".txt", ".json")) else 0
+            archive.writestr(name, data, compress_type=compress or zipfile.ZIP_STORED)
+    return buffer.getvalue()
+
+
+JobBody = Callable[[JobContext], Awaitable[None]]
+
+
+async def run_job(store: JobStore, record: JobRecord, body: JobBody) -> JobRecord:
+    """Carry ``record`` to a final state; never raises for the job's own failures."""
+    ctx = JobContext(store, record)
+    record.status = JobStatus.RUNNING
+    record.started_at = time.time()
+    record.attempts += 1
+    record.progress = 0.0
+    record.error = None
+    await ctx.save()
+    stop = asyncio.Event()
+    beat = asyncio.create_task(_heartbeat(ctx, stop))
+    try:
+        await body(ctx)
+        _finish(record, JobStatus.SUCCEEDED)
+        record.progress = 1.0
+    except JobCancelled:
+        await asyncio.to_thread(store.delete_outputs, record.job_id)
+        record.outputs, record.archive = [], None
+        _finish(record, JobStatus.CANCELLED)
+    except StemscribeError as exc:
+        _finish(record, JobStatus.FAILED, exc.to_dict())
+    except Exception:
+        log.exception("job %s failed", record.job_id)
+        error = {"code": "internal_error", "message": "The job failed unexpectedly.", "details": {}}
+        _finish(record, JobStatus.FAILED, error)
+    finally:
+        stop.set()
+        await beat  # a heartbeat write in flight must land before the final one
+    await ctx.save()
+    return record
+
+
+def _finish(record: JobRecord, status: JobStatus, error: dict[str, Any] | None = None) -> None:
+    record.status = status
+    record.finished_at = time.time()
+    record.error = error
+
+
+async def _heartbeat(ctx: JobContext, stop: asyncio.Event) -> None:
+    """Keeps ``heartbeat_at`` fresh during long silent steps (decode, encode)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+        except TimeoutError:
+            if time.time() - (ctx.record.heartbeat_at or 0) >= HEARTBEAT_SECONDS:
+                await ctx.save()

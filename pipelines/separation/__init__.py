@@ -1,0 +1,53 @@
+"""Demucs stem separation split into a CPU coordinator and GPU workers.
+
+The coordinator normalises the track, builds a :class:`SeparationPlan`, cuts
+its windows and stitches the outputs with an :class:`OverlapAdd`; a worker only
+calls :func:`run_batch`. Together they reproduce ``demucs.apply.apply_model``.
+Nothing here imports ``ray``.
+"""
+
+from __future__ import annotations
+
+from pipelines.separation.models import (
+    HTDEMUCS_KWARGS,
+    MODEL_INIT_SEED,
+    SOURCES,
+    Separator,
+    load_model,
+    run_batch,
+    save_bag,
+    save_random_htdemucs,
+)
+from pipelines.separation.normalise import (
+    EPSILON,
+    Normalisation,
+    denormalise,
+    normalise,
+)
+from pipelines.separation.overlap import OverlapAdd, center_trim, transition_weight
+from pipelines.separation.plan import Pass, SeparationPlan, Window
+from pipelines.separation.runner import separate
+from pipelines.separation.shifts import draw_shift_offsets
+
+__all__ = [
+    "EPSILON",
+    "HTDEMUCS_KWARGS",
+    "MODEL_INIT_SEED",
+    "SOURCES",
+    "Normalisation",
+    "OverlapAdd",
+    "Pass",
+    "SeparationPlan",
+    "Separator",
+    "Window",
+    "center_trim",
+    "denormalise",
+    "draw_shift_offsets",
+    "load_model",
+    "normalise",
+    "run_batch",
+    "save_bag",
+    "save_random_htdemucs",
+    "separate",
+    "transition_weight",
+]

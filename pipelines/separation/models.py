@@ -1,0 +1,271 @@
+"""Loading Demucs models and running them on batches of windows.
+
+A :class:`Separator` is whatever ``demucs.pretrained.get_model`` returned,
+flattened to a list of sub-models with per-source weights, so a single model
+and a bag of models go through the same chunk plan and overlap-add.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import yaml
+from demucs.apply import BagOfModels
+from demucs.htdemucs import HTDemucs
+from demucs.pretrained import REMOTE_ROOT, get_model
+from demucs.repo import ModelLoadingError
+
+from pipelines.errors import UnknownModel
+
+__all__ = [
+    "HTDEMUCS_KWARGS",
+    "MODEL_INIT_SEED",
+    "SOURCES",
+    "Separator",
+    "load_model",
+    "run_batch",
+    "save_bag",
+    "save_random_htdemucs",
+]
+
+SOURCES = ["drums", "bass", "other", "vocals"]
+"""The four stems of the standard Demucs models."""
+
+MODEL_INIT_SEED = 0
+"""Torch seed every model is built under, so randomly initialised models
+(``demucs_unittest``) get the same weights in every process."""
+
+HTDEMUCS_KWARGS: dict[str, Any] = {
+    "sources": SOURCES,
+    "dconv_mode": 3,
+    "bottom_channels": 512,
+    "t_dropout": 0.02,
+    "multi_freqs": [],
+    "samplerate": 44100,
+    "segment": Fraction(39, 5),
+}
+"""Constructor arguments of the released ``htdemucs`` checkpoint that differ
+from ``HTDemucs`` defaults: a random model built with them costs the same
+compute per window as the real one."""
+
+
+@dataclass(eq=False)
+class Separator:
+    """A Demucs model or bag of models, normalised to a bag.
+
+    ``models[i]`` contributes ``weights[i][k]`` to source ``k``; a plain model
+    is a bag of one with all weights 1, which leaves its output unchanged.
+    """
+
+    name: str
+    sources: list[str]
+    samplerate: int
+    audio_channels: int
+    models: list[torch.nn.Module]
+    weights: list[list[float]]
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.models):
+            raise ValueError("Give one list of source weights per sub-model.")
+        for row in self.weights:
+            if len(row) != len(self.sources):
+                raise ValueError("Give one weight per source for every sub-model.")
+        for k, source in enumerate(self.sources):
+            if sum(row[k] for row in self.weights) <= 0:
+                raise ValueError(f"The weights of source {source!r} must sum to more than 0.")
+
+    @classmethod
+    def from_model(cls, name: str, model: torch.nn.Module) -> Separator:
+        """Wrap a Demucs model or ``BagOfModels`` and put it in eval mode."""
+        model.eval()
+        # demucs models carry their metadata as plain, untyped attributes.
+        meta: Any = model
+        if isinstance(model, BagOfModels):
+            models = list(model.models)
+            weights = [[float(w) for w in row] for row in meta.weights]
+        else:
+            models = [model]
+            weights = [[1.0] * len(meta.sources)]
+        return cls(
+            name=name,
+            sources=list(meta.sources),
+            samplerate=int(meta.samplerate),
+            audio_channels=int(meta.audio_channels),
+            models=models,
+            weights=weights,
+        )
+
+    def info(self) -> dict[str, Any]:
+        """What the API reports about this model."""
+        return {
+            "name": self.name,
+            "sources": list(self.sources),
+            "samplerate": self.samplerate,
+            "audio_channels": self.audio_channels,
+            "n_models": len(self.models),
+        }
+
+    def to(self, device: str | torch.device) -> Separator:
+        """Move every sub-model to ``device`` (in place) and return self."""
+        for model in self.models:
+            model.to(device)
+        return self
+
+    def weights_digest(self) -> str:
+        """SHA-256 of every parameter and buffer: equal digests, equal models.
+
+        Replicas compare it to check they all serve the same weights.
+        """
+        digest = hashlib.sha256()
+        for model in self.models:
+            for key, tensor in model.state_dict().items():
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+
+def _remote_names() -> set[str]:
+    """Names demucs can fetch without a namespace: bag files and signatures."""
+    names = {path.stem for path in REMOTE_ROOT.glob("*.yaml")}
+    for line in (REMOTE_ROOT / "files.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and not line.startswith("root:"):
+            names.add(line.split("-", 1)[0])
+    return names
+
+
+def _check_resolvable(name: str, repo: Path | None) -> None:
+    """Refuse early what ``get_model`` could only refuse after network retries."""
+    if not name:
+        raise UnknownModel("The model name is empty.")
+    if repo is not None:
+        if not repo.is_dir():
+            raise UnknownModel(
+                f"Model repository {str(repo)!r} does not exist or is not a directory.",
+                details={"model": name, "repo": str(repo)},
+            )
+        return
+    if name == "demucs_unittest" or name.startswith("hf://") or "/" in name:
+        return
+    if name not in _remote_names():
+        raise UnknownModel(
+            f"{name!r} is not a Demucs pretrained model or bag name.",
+            details={"model": name},
+        )
+
+
+def load_model(name: str, repo: Path | None = None) -> Separator:
+    """Load a Demucs model by pretrained name, from a local repo, or ``demucs_unittest``.
+
+    ``repo`` is a directory in the ``demucs --repo`` layout (``<sig>.th`` files
+    and bag ``<name>.yaml`` files). Models are built under a fixed torch seed
+    inside ``fork_rng``, so the global RNG is untouched and randomly initialised
+    models are identical in every process.
+
+    Raises:
+        UnknownModel: the name or the repo cannot be resolved or loaded.
+    """
+    repo = Path(repo) if repo is not None else None
+    _check_resolvable(name, repo)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(MODEL_INIT_SEED)
+            model = get_model(name, repo)
+    # demucs reports user errors through sys.exit (``fatal``); a replica must not exit.
+    except (
+        ModelLoadingError,
+        OSError,
+        KeyError,
+        ValueError,
+        yaml.YAMLError,
+        SystemExit,
+    ) as exc:
+        where = f" from repository {str(repo)!r}" if repo is not None else ""
+        raise UnknownModel(
+            f"Demucs model {name!r} could not be loaded{where}: {exc}",
+            details={"model": name, "repo": str(repo) if repo is not None else None},
+        ) from exc
+    return Separator.from_model(name, model)
+
+
+def run_batch(
+    model: torch.nn.Module, batch: npt.NDArray[np.float32], device: str = "cpu"
+) -> npt.NDArray[np.float32]:
+    """Run ``model`` on a batch of padded windows: all a GPU worker does.
+
+    ``batch`` has shape (B, channels, padded_length); the result has shape
+    (B, sources, channels, padded_length), float32 on the CPU. The model must
+    already live on ``device``.
+    """
+    # torch warns on read-only arrays (e.g. ones deserialised from the object store).
+    array = np.ascontiguousarray(batch, dtype=np.float32)
+    if not array.flags.writeable:
+        array = array.copy()
+    with torch.inference_mode():
+        out = model(torch.from_numpy(array).to(device))
+    result: npt.NDArray[np.float32] = out.to("cpu", torch.float32).numpy()
+    return result
+
+
+def _sig_of(path: Path) -> str:
+    """The signature ``demucs.repo.LocalRepo`` gives a ``.th`` file."""
+    return path.stem.rsplit("-", 1)[0] if "-" in path.stem else path.stem
+
+
+def save_random_htdemucs(repo: Path, name: str, *, seed: int = 0, **htdemucs_kwargs: Any) -> Path:
+    """Save a randomly initialised ``HTDemucs`` into a local model repo.
+
+    ``htdemucs_kwargs`` override :data:`HTDEMUCS_KWARGS` (the released htdemucs
+    architecture). The file is ``<name>-<sha256[:8]>.th``, the checksummed form
+    demucs' ``LocalRepo`` verifies, so ``load_model(name, repo)`` loads it through
+    demucs' own repo path. An earlier model saved under ``name`` is replaced.
+    """
+    repo.mkdir(parents=True, exist_ok=True)
+    kwargs = {**HTDEMUCS_KWARGS, **htdemucs_kwargs}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = HTDemucs(**kwargs)
+    args, init_kwargs = model._init_args_kwargs
+    package = {
+        "klass": HTDemucs,
+        "args": args,
+        "kwargs": init_kwargs,
+        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    buffer = io.BytesIO()
+    torch.save(package, buffer)
+    data = buffer.getvalue()
+    for old in repo.glob("*.th"):
+        if _sig_of(old) == name:
+            old.unlink()
+    path = repo / f"{name}-{hashlib.sha256(data).hexdigest()[:8]}.th"
+    path.write_bytes(data)
+    return path
+
+
+def save_bag(
+    repo: Path,
+    name: str,
+    models: list[str],
+    *,
+    weights: list[list[float]] | None = None,
+    segment: float | None = None,
+) -> Path:
+    """Write a bag-of-models ``<name>.yaml`` listing model signatures in ``repo``."""
+    bag: Mapping[str, Any] = {
+        "models": list(models),
+        **({"weights": [list(map(float, row)) for row in weights]} if weights else {}),
+        **({"segment": segment} if segment is not None else {}),
+    }
+    path = repo / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(dict(bag)))
+    return path

@@ -1,0 +1,49 @@
+"""In-process separation: the reference path for tests and benchmarks, and a fallback.
+
+It runs the same plan, windows and overlap-add as the distributed service,
+only with every window computed here instead of on workers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from pipelines.separation.models import Separator, run_batch
+from pipelines.separation.normalise import denormalise, normalise
+from pipelines.separation.plan import SeparationPlan
+from pipelines.separation.shifts import draw_shift_offsets
+
+__all__ = ["separate"]
+
+
+def separate(
+    separator: Separator,
+    wav: npt.NDArray[np.float32],
+    *,
+    overlap: float = 0.25,
+    shifts: int = 0,
+    seed: int = 0,
+    batch_size: int = 1,
+    device: str = "cpu",
+) -> npt.NDArray[np.float32]:
+    """Separate a (channels, samples) track into (sources, channels, samples) stems.
+
+    Equivalent to demucs' ``Separator.separate_tensor`` with ``split=True``
+    after ``random.seed(seed)``. The sub-models are moved to ``device``.
+    """
+    if wav.ndim != 2 or wav.shape[0] != separator.audio_channels:
+        raise ValueError(
+            f"Expected a ({separator.audio_channels}, samples) track, got shape {wav.shape}."
+        )
+    normalised, norm = normalise(wav)
+    offsets = draw_shift_offsets(separator, shifts, seed, length=wav.shape[-1], overlap=overlap)
+    plan = SeparationPlan.build(separator, wav.shape[-1], overlap=overlap, shift_offsets=offsets)
+    separator.to(device)
+    overlap_add = plan.accumulator()
+    for windows in plan.batches(batch_size):
+        batch = plan.extract_batch(normalised, windows)
+        outputs = run_batch(separator.models[windows[0].sub_model], batch, device)
+        for window, output in zip(windows, outputs, strict=True):
+            overlap_add.add(window, output)
+    return denormalise(overlap_add.result(), norm)

@@ -1,0 +1,40 @@
+"""Speech to text with faster-whisper: model loading, transcription, the transcript model."""
+
+from __future__ import annotations
+
+from pipelines.transcription.languages import (
+    LANGUAGES,
+    language_name,
+    normalize_language,
+)
+from pipelines.transcription.models import (
+    default_compute_type,
+    load_whisper,
+    resolve_device,
+    resolve_model,
+)
+from pipelines.transcription.transcribe import (
+    SAMPLE_RATE,
+    TranscribeOptions,
+    iter_segments,
+    transcribe,
+)
+from pipelines.transcription.transcript import Segment, Task, Transcript, Word
+
+__all__ = [
+    "LANGUAGES",
+    "SAMPLE_RATE",
+    "Segment",
+    "Task",
+    "TranscribeOptions",
+    "Transcript",
+    "Word",
+    "default_compute_type",
+    "iter_segments",
+    "language_name",
+    "load_whisper",
+    "normalize_language",
+    "resolve_device",
+    "resolve_model",
+    "transcribe",
+]

@@ -1,0 +1,63 @@
+"""The API tier: the real FastAPI app over local storage, jobs run in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from config import AppArgs, Settings
+from deployments.api import Services, create_api
+from pipelines.jobs import JobStore
+from pipelines.separation import Separator, load_model, save_random_htdemucs
+from pipelines.storage import LocalStorage, open_storage
+from tests.fakes import InProcessLauncher
+from tests.serving import TINY_HTDEMUCS
+
+MODELS = ["tiny_htdemucs", "demucs_unittest"]
+
+
+@pytest.fixture(scope="session")
+def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("models")
+    save_random_htdemucs(repo, "tiny_htdemucs", seed=7, **TINY_HTDEMUCS)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def separators(model_repo: Path) -> dict[str, Separator]:
+    return {name: load_model(name, model_repo) for name in MODELS}
+
+
+def make_args(model_repo: Path, **limits: float) -> AppArgs:
+    return AppArgs.model_validate(
+        {
+            "separation": {
+                "models": MODELS,
+                "default_model": "tiny_htdemucs",
+                "model_repo": str(model_repo),
+            },
+            "limits": {"max_upload_mb": 2, "max_audio_seconds": 120, **limits},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def services(
+    tmp_path_factory: pytest.TempPathFactory, model_repo: Path, separators: dict[str, Separator]
+) -> Services:
+    settings = Settings(storage_backend="local", data_dir=tmp_path_factory.mktemp("data"))
+    storage = open_storage(settings)
+    assert isinstance(storage, LocalStorage)
+    args = make_args(model_repo)
+    jobs = JobStore(storage)
+    launcher = InProcessLauncher(jobs, args, separators)
+    return Services(args, settings, storage, jobs, launcher, signer=storage.signer)
+
+
+@pytest.fixture(scope="module")
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_api(services)) as test_client:
+        yield test_client

@@ -1,0 +1,41 @@
+"""Session-wide fixtures: one S3 server and one Ray cluster for the whole run.
+
+Tiers run in order unit → api → e2e → serve, so the e2e tier's own `serve run`
+cluster is gone before this process starts its shared one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.s3server import s3_server_fixture
+
+s3_server = s3_server_fixture(scope="session")
+"""SeaweedFS S3 on 127.0.0.1:23333 (``STEMSCRIBE_TEST_S3_PORT``), started on first use."""
+
+SERVE_PORT = int(os.environ.get("STEMSCRIBE_TEST_SERVE_PORT", "28000"))
+TIER_ORDER = ["unit", "api", "s3", "e2e", "serve", "slow", "gpu"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def tier(item: pytest.Item) -> int:
+        marks = {m.name for m in item.iter_markers()}
+        return max((i for i, name in enumerate(TIER_ORDER) if name in marks), default=0)
+
+    items.sort(key=tier)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray cluster with one logical GPU and Serve on ``SERVE_PORT``."""
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, namespace="stemscribe-tests")
+    serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})
+    yield f"http://127.0.0.1:{SERVE_PORT}"
+    serve.shutdown()
+    ray.shutdown()

@@ -1,0 +1,68 @@
+"""Helpers for tests that talk to a served app over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+TINY_HTDEMUCS: dict[str, Any] = {
+    "channels": 8,
+    "depth": 3,  # the transformer attends over ~length / 4**depth positions: keep it short
+    "nfft": 2048,
+    "t_layers": 1,
+    "t_heads": 2,
+    "bottom_channels": 0,
+    "dconv_mode": 3,
+    "samplerate": 44100,
+    "segment": 2,
+}
+"""A complete but tiny HTDemucs: 2 s windows at 44.1 kHz, fast on a CPU."""
+
+
+def wait_ready(base_url: str, timeout: float = 180.0, process: Any = None) -> None:
+    """Poll until the app's own routes answer (the proxy may answer 404 before that)."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=10)
+            if response.status_code == 200 and response.json().get("status") == "ready":
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except (httpx.HTTPError, ValueError) as exc:
+            last = repr(exc)
+        time.sleep(1.0)
+    raise TimeoutError(f"{base_url} not ready after {timeout:.0f} s: {last}")
+
+
+def sse_events(client: httpx.Client, url: str, timeout: float = 300.0) -> Iterator[tuple[str, Any]]:
+    """(event, data) pairs of a Server-Sent Events stream until it ends."""
+    with client.stream("GET", url, timeout=timeout) as response:
+        response.raise_for_status()
+        event, data = "message", []
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif not line and data:
+                yield event, json.loads("\n".join(data))
+                event, data = "message", []
+
+
+def follow_job(client: httpx.Client, job: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
+    """Follow a job's SSE stream to its final ``result`` event and return that job view."""
+    progress: list[float] = []
+    for event, data in sse_events(client, job["events_url"], timeout):
+        if event == "progress":
+            progress.append(data["progress"])
+        if event == "result":
+            data["_progress_seen"] = progress
+            return dict(data)
+    raise AssertionError("event stream ended without a result event")
