@@ -12,9 +12,10 @@ from ray import serve
 from ray.serve import Application
 
 from config import AppArgs, Settings, parse_app_args
-from deployments.coordinator import SeparationCoordinator
+from deployments.coordinator import JobCoordinator
 from deployments.demucs_worker import DemucsWorker
 from deployments.ingress import Ingress
+from deployments.transcriber import Transcriber
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -23,7 +24,7 @@ def build_app(args: dict[str, Any]) -> Application:
 
 
 def compose(args: AppArgs, settings: Settings | None = None) -> Application:
-    """Bind Ingress → SeparationCoordinator → DemucsWorker with validated ``args``.
+    """Ingress → JobCoordinator → (DemucsWorker, Transcriber), shaped by ``args``.
 
     ``settings`` is for tests that point replicas at a specific store; a deployed
     app leaves it unset and every replica reads its own environment.
@@ -31,10 +32,13 @@ def compose(args: AppArgs, settings: Settings | None = None) -> Application:
     worker = serve.deployment(
         DemucsWorker, name="DemucsWorker", **args.demucs_worker.serve_options()
     ).bind(args.separation, args.demucs_worker.compute_threads)
+    transcriber = serve.deployment(
+        Transcriber, name="Transcriber", **args.transcriber.serve_options()
+    ).bind(args.transcription, args.transcriber.compute_threads)
     coordinator = serve.deployment(
-        SeparationCoordinator, name="SeparationCoordinator", **args.coordinator.serve_options()
-    ).bind(worker, args, settings)
+        JobCoordinator, name="JobCoordinator", **args.coordinator.serve_options()
+    ).bind(worker, transcriber, args, settings)
     ingress = serve.deployment(
         serve.ingress()(Ingress), name="Ingress", **args.ingress.serve_options()
     )
-    return ingress.bind(coordinator, args, settings)
+    return ingress.bind(coordinator, transcriber, args, settings)

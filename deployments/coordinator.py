@@ -1,7 +1,8 @@
-"""SeparationCoordinator: runs separation jobs end to end on CPU, fanning windows out.
+"""JobCoordinator: owns every job from ``queued`` to its final record, on CPU.
 
-One track is spread over every DemucsWorker replica: its windows are independent
-calls, kept ``max_inflight_batches`` at a time.
+It decodes, plans and encodes; model work goes to DemucsWorker (windows of a track,
+spread over all replicas, ``max_inflight_batches`` at a time) and to the Transcriber
+(streamed segments). GPU replicas never decode, encode or upload.
 """
 
 from __future__ import annotations
@@ -16,32 +17,39 @@ import numpy as np
 from ray.serve.handle import DeploymentHandle
 
 from config import AppArgs, Settings
+from deployments.clients import TranscriberClient
 from deployments.resources import set_torch_threads
-from pipelines.jobs import JobStore
-from pipelines.jobs.separation import SeparationEngine, run_separation_job
+from pipelines.jobs import JobRecord, JobStore
+from pipelines.jobs.inputs import FileBody, run_file_job
+from pipelines.jobs.kinds import job_body, separation_model_of
+from pipelines.jobs.separation import SeparationEngine
 from pipelines.separation import Separator, load_model
 from pipelines.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 
-class SeparationCoordinator:
-    """Owns a separation job from queued to its final record."""
+class JobCoordinator:
+    """Runs separation, transcription and lyrics jobs end to end."""
 
     def __init__(
-        self, worker: DeploymentHandle, args: AppArgs, settings: Settings | None = None
+        self,
+        worker: DeploymentHandle,
+        transcriber: DeploymentHandle,
+        args: AppArgs,
+        settings: Settings | None = None,
     ) -> None:
         set_torch_threads(args.coordinator.compute_threads)
         self._worker = worker
+        self._transcriber = TranscriberClient(transcriber, args.transcription)
         self._args = args
         self._settings = settings or Settings()
-        self._storage = open_storage(self._settings)
-        self._jobs = JobStore(self._storage)
+        self._jobs = JobStore(open_storage(self._settings))
         self._separators: dict[str, Separator] = {}
         self._loading = asyncio.Lock()
 
     async def _separator(self, name: str) -> Separator:
-        """Model structure for planning (weights stay unused here); loaded once."""
+        """Model structure for planning (its weights stay unused here); loaded once."""
         async with self._loading:
             if name not in self._separators:
                 repo = self._args.separation.model_repo
@@ -50,33 +58,41 @@ class SeparationCoordinator:
             return self._separators[name]
 
     async def models(self) -> dict[str, dict[str, Any]]:
-        """Info of every enabled model (loads each once)."""
+        """Info of every enabled separation model (each loaded once)."""
         infos = {}
         for name in self._args.separation.models:
             infos[name] = (await self._separator(name)).info() | {"loaded": True}
         return infos
 
     async def run(self, job_id: str) -> str:
-        """Carry the job to a final state and return it."""
+        """Carry the job to a final state and return that state."""
         record = await asyncio.to_thread(self._jobs.get, job_id)
         if record.status.finished:
             return record.status.value
-        model = str(record.params["model"])
-        engine = SeparationEngine(
+        body = await self._body(record)
+        await run_file_job(
+            self._jobs,
+            record,
+            self._args.limits,
+            body,
+            allow_private_urls=self._settings.allow_private_urls,
+        )
+        log.info("job %s (%s) %s", job_id, record.kind, record.status.value)
+        return record.status.value
+
+    async def _body(self, record: JobRecord) -> FileBody:
+        model = separation_model_of(record)
+        engine = await self._engine(model) if model else None
+        stream_for = lambda name: partial(self._transcriber.stream, name)  # noqa: E731
+        return job_body(record, engine, stream_for, self._args.limits.max_audio_seconds)
+
+    async def _engine(self, model: str) -> SeparationEngine:
+        return SeparationEngine(
             separator=await self._separator(model),
             run_batch=partial(self._forward, model),
             batch_size=self._args.separation.window_batch_size,
             max_inflight=self._args.separation.max_inflight_batches,
         )
-        await run_separation_job(
-            self._jobs,
-            record,
-            engine,
-            self._args.limits,
-            allow_private_urls=self._settings.allow_private_urls,
-        )
-        log.info("job %s %s", job_id, record.status.value)
-        return record.status.value
 
     async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> np.ndarray:
         handle = self._worker.options(multiplexed_model_id=model)

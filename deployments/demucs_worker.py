@@ -28,6 +28,7 @@ class DemucsWorker:
         set_torch_threads(threads)
         self.device = torch_device()
         self._windows = 0
+        self._device_lock = asyncio.Lock()
         self._repo = Path(args.model_repo) if args.model_repo else None
         log.info("DemucsWorker on %s with %d threads", self.device, threads)
 
@@ -44,7 +45,10 @@ class DemucsWorker:
         """Model output (B, sources, channels, length) for windows (B, channels, length)."""
         separator = await self._models(serve.get_multiplexed_model_id())
         model = separator.models[sub_model]
-        output = await asyncio.to_thread(run_batch, model, batch, self.device)
+        # One forward pass at a time: the device is the bottleneck, and a second
+        # concurrent call only gets its inputs delivered while this one computes.
+        async with self._device_lock:
+            output = await asyncio.to_thread(run_batch, model, batch, self.device)
         self._windows += len(batch)
         return output
 

@@ -20,10 +20,10 @@ RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 class HandleLauncher:
-    """Submits jobs to coordinator deployments and caches their model catalogue."""
+    """Submits jobs to the JobCoordinator and caches its model catalogue."""
 
-    def __init__(self, coordinators: dict[str, DeploymentHandle]) -> None:
-        self._coordinators = coordinators
+    def __init__(self, coordinator: DeploymentHandle) -> None:
+        self._coordinator = coordinator
         self._following: set[asyncio.Task[None]] = set()
         self._models: dict[str, dict[str, Any]] | None = None
 
@@ -33,7 +33,7 @@ class HandleLauncher:
         task.add_done_callback(self._following.discard)
 
     async def _follow(self, kind: str, job_id: str) -> None:
-        handle = self._coordinators[kind]
+        handle = self._coordinator
         for attempt in range(1, RETRIES + 1):
             try:
                 status = await handle.run.remote(job_id)
@@ -48,5 +48,5 @@ class HandleLauncher:
 
     async def separation_models(self) -> dict[str, dict[str, Any]]:
         if self._models is None:
-            self._models = await self._coordinators["separation"].models.remote()
+            self._models = await self._coordinator.models.remote()
         return self._models

@@ -82,9 +82,7 @@ def lrc_timestamp(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}.{hundredths:02d}"
 
 
-def build_cues(
-    transcript: Transcript, max_line_chars: int = 42, max_lines: int = 2
-) -> list[Cue]:
+def build_cues(transcript: Transcript, max_line_chars: int = 42, max_lines: int = 2) -> list[Cue]:
     """Split the transcript into cues of at most ``max_lines`` lines.
 
     A line holds at most ``max_line_chars`` characters unless a single word is
@@ -105,9 +103,7 @@ def to_srt(transcript: Transcript, max_line_chars: int = 42, max_lines: int = 2)
     blocks = [
         f"{index}\n{srt_timestamp(cue.start)} --> {srt_timestamp(cue.end)}\n"
         + "\n".join(cue.text_lines)
-        for index, cue in enumerate(
-            build_cues(transcript, max_line_chars, max_lines), 1
-        )
+        for index, cue in enumerate(build_cues(transcript, max_line_chars, max_lines), 1)
     ]
     return "".join(block + "\n\n" for block in blocks)
 
@@ -128,9 +124,7 @@ def to_txt(transcript: Transcript) -> str:
     return "".join(line + "\n" for line in lines if line)
 
 
-def to_lrc(
-    transcript: Transcript, enhanced: bool = True, max_line_chars: int = 42
-) -> str:
+def to_lrc(transcript: Transcript, enhanced: bool = True, max_line_chars: int = 42) -> str:
     """LRC lyrics: ``[mm:ss.xx]`` per line.
 
     ``enhanced`` adds ``<mm:ss.xx>`` before each word and after the last one

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from deployments.api import files, health, jobs, separations, uploads
+from deployments.api import (
+    files,
+    health,
+    jobs,
+    openai,
+    separations,
+    transcriptions,
+    uploads,
+)
 from deployments.api.errors import install_error_handlers
 from deployments.api.services import JobLauncher, Services
 
@@ -20,6 +28,6 @@ def create_api(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, uploads, separations, jobs, files):
+    for module in (health, uploads, separations, transcriptions, openai, jobs, files):
         app.include_router(module.router)
     return app

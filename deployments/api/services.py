@@ -5,15 +5,41 @@ Tests build it with fakes (a launcher that runs jobs in-process) instead of patc
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 from fastapi import Request
 
 from config import AppArgs, Settings
 from pipelines.jobs import JobStore
 from pipelines.storage import Storage
 from pipelines.storage.signing import UrlSigner
+from pipelines.streaming import DecodedSegment, DecodeRequest
+from pipelines.transcription import Transcript
+
+
+class Transcribing(Protocol):
+    """Whisper by public model name: whole files (streamed segments) or live windows."""
+
+    def resolve(self, name: str | None) -> str:
+        """The enabled model a request means (``whisper-1`` is the default)."""
+        ...
+
+    def stream(
+        self, model: str, audio: np.ndarray, options: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``{"meta": ...}`` then ``{"segment": ...}`` items."""
+        ...
+
+    async def transcribe(
+        self, model: str, audio: np.ndarray, options: dict[str, Any]
+    ) -> Transcript: ...
+
+    async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:
+        """One window of a live session."""
+        ...
 
 
 class JobLauncher(Protocol):
@@ -35,6 +61,7 @@ class Services:
     storage: Storage
     jobs: JobStore
     launcher: JobLauncher
+    transcriber: Transcribing
     signer: UrlSigner | None = None
     """Set for the ``local`` backend, whose file URLs the ingress itself serves."""
 

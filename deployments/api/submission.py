@@ -10,16 +10,20 @@ import asyncio
 import json
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
+from deployments.api.jobs import present
 from deployments.api.services import Services
 from pipelines import audio
 from pipelines.errors import AudioTooLong, InvalidRequest, NotFound, PayloadTooLarge
 from pipelines.fetch import check_url
+from pipelines.jobs import JobRecord, new_job_id
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
@@ -203,3 +207,29 @@ async def _resolve_upload(upload_id: str, services: Services, owner: str) -> dic
     if info.size > max_upload_bytes(services):
         raise PayloadTooLarge(f"Upload {upload_id} is larger than the upload limit.")
     return {"key": meta["key"], "filename": meta["filename"]}
+
+
+Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
+"""Turns a request's raw parameters into (stored params, job info), raising 4xx errors."""
+
+
+async def accept_job(
+    request: Request,
+    services: Services,
+    owner: str,
+    job_request: JobRequest,
+    kind: str,
+    validate: Validator,
+) -> JSONResponse:
+    """Validate, store the input, write the ``queued`` record, hand the job over: 202."""
+    try:
+        params, info = await validate(job_request)
+        source = await job_request.store_input(services, services.args.limits.max_audio_seconds)
+    finally:
+        await job_request.close()
+    record = JobRecord(
+        job_id=new_job_id(), kind=kind, owner=owner, params=params, input=source, info=info
+    )
+    await asyncio.to_thread(services.jobs.save, record)
+    await services.launcher.submit(kind, record.job_id)
+    return JSONResponse(present(request, services, record), status_code=202)

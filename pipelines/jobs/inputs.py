@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from config import LimitsArgs
 from pipelines.fetch import fetch_url
+from pipelines.jobs.records import JobRecord, JobStore
+from pipelines.jobs.runner import JobContext, run_job
 from pipelines.storage import Storage
+
+FileBody = Callable[[JobContext, Path], Awaitable[None]]
 
 
 def materialise_input(
@@ -31,3 +38,28 @@ def materialise_input(
             allow_private=allow_private_urls,
         )
     return target
+
+
+async def run_file_job(
+    store: JobStore,
+    record: JobRecord,
+    limits: LimitsArgs,
+    body: FileBody,
+    *,
+    allow_private_urls: bool = False,
+) -> JobRecord:
+    """Run ``body`` on the job's input as a local file; the record ends final."""
+    with tempfile.TemporaryDirectory(prefix="stemscribe-") as folder:
+
+        async def job(ctx: JobContext) -> None:
+            source = await asyncio.to_thread(
+                materialise_input,
+                ctx.storage,
+                record.input,
+                Path(folder),
+                limits,
+                allow_private_urls=allow_private_urls,
+            )
+            await body(ctx, source)
+
+        return await run_job(store, record, job)

@@ -11,7 +11,8 @@ import io
 import logging
 import time
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pipelines.errors import JobCancelled, StemscribeError
@@ -41,6 +42,7 @@ class JobContext:
         self._last_save = 0.0
         self._last_cancel_check = 0.0
         self._save_lock = asyncio.Lock()
+        self._span = (0.0, 1.0)
 
     @property
     def job_id(self) -> str:
@@ -52,8 +54,20 @@ class JobContext:
             self._last_save = time.monotonic()
             await asyncio.to_thread(self.store.save, self.record)
 
+    @contextmanager
+    def stage(self, start: float, end: float) -> Iterator[None]:
+        """Map the progress a stage reports (0..1) onto [start, end] of the whole job."""
+        outer = self._span
+        self._span = (start, end)
+        try:
+            yield
+        finally:
+            self._span = outer
+
     async def progress(self, value: float) -> None:
         """Record progress in [0, 1]; saved at most every ``save_interval`` seconds."""
+        low, high = self._span
+        value = low + (high - low) * value
         self.record.progress = min(1.0, max(self.record.progress, value))
         await self.check_cancel()
         if time.monotonic() - self._last_save >= self._save_interval:

@@ -7,19 +7,15 @@ GPU workers in the service and with an in-process model in tests.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from config import LimitsArgs
 from pipelines import audio
-from pipelines.jobs.inputs import materialise_input
 from pipelines.jobs.params import SeparationParams
-from pipelines.jobs.records import JobRecord, JobStore
-from pipelines.jobs.runner import JobContext, run_job
+from pipelines.jobs.runner import JobContext
 from pipelines.separation import (
     SeparationPlan,
     Separator,
@@ -43,40 +39,14 @@ class SeparationEngine:
     max_inflight: int = 8
 
 
-async def run_separation_job(
-    store: JobStore,
-    record: JobRecord,
-    engine: SeparationEngine,
-    limits: LimitsArgs,
-    *,
-    allow_private_urls: bool = False,
-) -> JobRecord:
-    """Fetch the input, separate it, write the stems; the record ends final."""
-    params = SeparationParams.model_validate(record.params)
-    with tempfile.TemporaryDirectory(prefix="stemscribe-") as folder:
-
-        async def body(ctx: JobContext) -> None:
-            source = await asyncio.to_thread(
-                materialise_input,
-                ctx.storage,
-                record.input,
-                Path(folder),
-                limits,
-                allow_private_urls=allow_private_urls,
-            )
-            await separate(ctx, engine, params, source, limits.max_audio_seconds)
-
-        return await run_job(store, record, body)
-
-
 async def separate(
     ctx: JobContext,
     engine: SeparationEngine,
     params: SeparationParams,
     source: Path,
     max_seconds: float,
-) -> None:
-    """Separate ``source`` and write every requested stem plus a ZIP of them."""
+) -> dict[str, np.ndarray]:
+    """Separate ``source``, write every requested stem plus a ZIP; return the stems."""
     sep = engine.separator
     wav = await asyncio.to_thread(
         audio.decode,
@@ -89,6 +59,7 @@ async def separate(
     sources = await _run_windows(ctx, engine, params, wav)
     stems = select_stems(sources, sep.sources, params)
     await _write_stems(ctx, stems, params, sep.samplerate)
+    return stems
 
 
 async def _run_windows(
@@ -97,7 +68,9 @@ async def _run_windows(
     sep = engine.separator
     normed, norm = normalise(wav)
     seed = int(ctx.record.info.get("seed", params.seed or 0))
-    offsets = draw_shift_offsets(sep, params.shifts, seed)
+    offsets = draw_shift_offsets(
+        sep, params.shifts, seed, length=wav.shape[-1], overlap=params.overlap
+    )
     plan = SeparationPlan.build(sep, wav.shape[-1], overlap=params.overlap, shift_offsets=offsets)
     total = len(plan.windows)
     ctx.record.info["windows"] = total

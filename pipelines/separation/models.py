@@ -7,9 +7,9 @@ and a bag of models go through the same chunk plan and overlap-add.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
-from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -230,7 +230,8 @@ def save_random_htdemucs(repo: Path, name: str, *, seed: int = 0, **htdemucs_kwa
     demucs' own repo path. An earlier model saved under ``name`` is replaced.
     """
     repo.mkdir(parents=True, exist_ok=True)
-    kwargs = {**HTDEMUCS_KWARGS, **htdemucs_kwargs}
+    # Deep copy: the model keeps references to list arguments such as ``sources``.
+    kwargs = copy.deepcopy({**HTDEMUCS_KWARGS, **htdemucs_kwargs})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = HTDemucs(**kwargs)
@@ -261,11 +262,11 @@ def save_bag(
     segment: float | None = None,
 ) -> Path:
     """Write a bag-of-models ``<name>.yaml`` listing model signatures in ``repo``."""
-    bag: Mapping[str, Any] = {
-        "models": list(models),
-        **({"weights": [list(map(float, row)) for row in weights]} if weights else {}),
-        **({"segment": segment} if segment is not None else {}),
-    }
+    bag: dict[str, Any] = {"models": list(models)}
+    if weights is not None:
+        bag["weights"] = [[float(w) for w in row] for row in weights]
+    if segment is not None:
+        bag["segment"] = segment
     path = repo / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(dict(bag)))
+    path.write_text(yaml.safe_dump(bag))
     return path

@@ -29,8 +29,9 @@ def separate(
 ) -> npt.NDArray[np.float32]:
     """Separate a (channels, samples) track into (sources, channels, samples) stems.
 
-    Equivalent to demucs' ``Separator.separate_tensor`` with ``split=True``
-    after ``random.seed(seed)``. The sub-models are moved to ``device``.
+    Matches demucs' ``Separator.separate_tensor`` (``split=True``) run after
+    ``random.seed(seed)``, to float32 rounding. The sub-models are moved to
+    ``device``.
     """
     if wav.ndim != 2 or wav.shape[0] != separator.audio_channels:
         raise ValueError(

@@ -76,9 +76,7 @@ class Storage(Protocol):
     cannot be reached.
     """
 
-    def put(
-        self, key: str, data: bytes | BinaryIO, content_type: str | None = None
-    ) -> int:
+    def put(self, key: str, data: bytes | BinaryIO, content_type: str | None = None) -> int:
         """Store ``data`` atomically under ``key`` and return the bytes written.
 
         File-like ``data`` is streamed from its current position. Without
@@ -185,9 +183,7 @@ def _check_segment(key: str, segment: str) -> None:
     if not segment:
         raise _bad_key(key, "must not contain empty segments ('//' or a trailing '/')")
     if segment.startswith("."):
-        raise _bad_key(
-            key, "must not contain segments starting with '.' (such as '..')"
-        )
+        raise _bad_key(key, "must not contain segments starting with '.' (such as '..')")
     if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
         raise _bad_key(key, f"has a segment longer than {MAX_SEGMENT_BYTES} bytes")
 
@@ -210,9 +206,7 @@ def resolve_ttl(ttl: int | None, default: int) -> int:
 def check_range(start: int, end: int | None) -> None:
     """Reject byte ranges no backend can serve (negative, or ending before they start)."""
     if start < 0 or (end is not None and end < start):
-        raise InvalidRequest(
-            "Invalid byte range.", details={"start": start, "end": end}
-        )
+        raise InvalidRequest("Invalid byte range.", details={"start": start, "end": end})
 
 
 def guess_content_type(key: str) -> str:
@@ -220,16 +214,12 @@ def guess_content_type(key: str) -> str:
     dot = key.rfind(".")
     extension = key[dot:].lower() if dot > key.rfind("/") else ""
     known = _CONTENT_TYPES.get(extension)
-    return (
-        known or mimetypes.guess_type(key, strict=True)[0] or "application/octet-stream"
-    )
+    return known or mimetypes.guess_type(key, strict=True)[0] or "application/octet-stream"
 
 
 def content_disposition(filename: str) -> str:
     """An RFC 6266 ``attachment`` header value that survives any characters in ``filename``."""
-    fallback = "".join(
-        ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\' else "_" for ch in filename
-    )
+    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\' else "_" for ch in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

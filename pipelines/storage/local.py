@@ -51,9 +51,7 @@ class LocalStorage:
     complete with the request's own origin.
     """
 
-    def __init__(
-        self, root: Path, signer: UrlSigner, default_ttl: int, base_url: str = ""
-    ) -> None:
+    def __init__(self, root: Path, signer: UrlSigner, default_ttl: int, base_url: str = "") -> None:
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
         self.signer = signer
@@ -64,14 +62,10 @@ class LocalStorage:
         """The file that holds ``key`` (validated; it may not exist)."""
         return self.root.joinpath(*validate_key(key).split("/"))
 
-    def put(
-        self, key: str, data: bytes | BinaryIO, content_type: str | None = None
-    ) -> int:
+    def put(self, key: str, data: bytes | BinaryIO, content_type: str | None = None) -> int:
         """Write atomically; file-like ``data`` is copied in 1 MiB chunks."""
         target = self.path(key)
-        meta = json.dumps(
-            {"content_type": content_type or guess_content_type(key)}
-        ).encode()
+        meta = json.dumps({"content_type": content_type or guess_content_type(key)}).encode()
         with _writing(key):
             size = _write_atomic(target, lambda out: _copy(data, out))
             _write_atomic(_meta_path(target), lambda out: out.write(meta))
@@ -95,16 +89,12 @@ class LocalStorage:
         self.stat(key)
         return self._chunks(key, start, end, chunk_size)
 
-    def _chunks(
-        self, key: str, start: int, end: int | None, chunk_size: int
-    ) -> Iterator[bytes]:
+    def _chunks(self, key: str, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
         remaining = None if end is None else end - start + 1
         with _reading(key), self.path(key).open("rb") as file:
             file.seek(start)
             while remaining is None or remaining > 0:
-                chunk = file.read(
-                    chunk_size if remaining is None else min(chunk_size, remaining)
-                )
+                chunk = file.read(chunk_size if remaining is None else min(chunk_size, remaining))
                 if not chunk:
                     return
                 if remaining is not None:
@@ -118,9 +108,7 @@ class LocalStorage:
             info = path.stat()
             if path.is_dir():
                 raise IsADirectoryError(key)
-        return ObjectInfo(
-            key, info.st_size, _read_content_type(path, key), _mtime(info)
-        )
+        return ObjectInfo(key, info.st_size, _read_content_type(path, key), _mtime(info))
 
     def exists(self, key: str) -> bool:
         """Whether the file exists."""
@@ -189,9 +177,7 @@ class LocalStorage:
     ) -> PresignedUrl:
         validate_key(key)
         exp = int(time.time()) + resolve_ttl(ttl, self.default_ttl)
-        query = urlencode(
-            {"exp": exp, "sig": self.signer.sign(method, key, exp), **extra}
-        )
+        query = urlencode({"exp": exp, "sig": self.signer.sign(method, key, exp), **extra})
         url = f"{self.base_url}{FILES_ROUTE}{quote(key, safe='/')}?{query}"
         return PresignedUrl(url, utc_from_timestamp(exp))
 

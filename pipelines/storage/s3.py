@@ -67,17 +67,13 @@ class S3Storage:
         self.bucket = bucket
         self.default_ttl = default_ttl
         self._region = region
-        config = _config(
-            region, path_style, connect_timeout, read_timeout, max_attempts
-        )
+        config = _config(region, path_style, connect_timeout, read_timeout, max_attempts)
         session = boto3.session.Session(
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             region_name=region,
         )
-        self._client: S3Client = session.client(
-            "s3", endpoint_url=endpoint_url, config=config
-        )
+        self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
         self._presigner: S3Client = session.client(
             "s3", endpoint_url=public_endpoint_url or endpoint_url, config=config
         )
@@ -85,18 +81,14 @@ class S3Storage:
         if create_bucket:
             self._ensure_bucket()
 
-    def put(
-        self, key: str, data: bytes | BinaryIO, content_type: str | None = None
-    ) -> int:
+    def put(self, key: str, data: bytes | BinaryIO, content_type: str | None = None) -> int:
         """``PutObject`` for bytes; multipart ``upload_fileobj`` for file-like data."""
         validate_key(key)
         ctype = content_type or guess_content_type(key)
         with self._translated(key):
             if isinstance(data, (bytes, bytearray, memoryview)):
                 body = bytes(data)
-                self._client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ContentType=ctype
-                )
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=ctype)
                 return len(body)
             self._client.upload_fileobj(
                 data,
@@ -135,9 +127,7 @@ class S3Storage:
                 return iter(())  # the range starts past the end: nothing to send
         return self._chunks(body, key, chunk_size)
 
-    def _chunks(
-        self, body: StreamingBody, key: str, chunk_size: int
-    ) -> Iterator[bytes]:
+    def _chunks(self, body: StreamingBody, key: str, chunk_size: int) -> Iterator[bytes]:
         with self._translated(key), contextlib.closing(body):
             yield from body.iter_chunks(chunk_size)
 
@@ -194,9 +184,7 @@ class S3Storage:
         with self._translated():
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield ObjectInfo(
-                        item["Key"], item["Size"], None, _utc(item["LastModified"])
-                    )
+                    yield ObjectInfo(item["Key"], item["Size"], None, _utc(item["LastModified"]))
 
     def presign_get(
         self, key: str, ttl: int | None = None, filename: str | None = None
@@ -216,9 +204,7 @@ class S3Storage:
             params["ContentType"] = content_type
         return self._presign("put_object", params, ttl)
 
-    def _presign(
-        self, operation: str, params: dict[str, Any], ttl: int | None
-    ) -> PresignedUrl:
+    def _presign(self, operation: str, params: dict[str, Any], ttl: int | None) -> PresignedUrl:
         seconds = resolve_ttl(ttl, self.default_ttl)
         issued = int(time.time())  # botocore signs with its own clock, a moment later
         with self._translated():
@@ -236,9 +222,7 @@ class S3Storage:
         """Parallel ranged download into ``path``."""
         validate_key(key)
         with self._translated(key):
-            self._client.download_file(
-                self.bucket, key, fspath(path), Config=self._transfer
-            )
+            self._client.download_file(self.bucket, key, fspath(path), Config=self._transfer)
 
     def _ensure_bucket(self) -> None:
         try:
@@ -268,9 +252,7 @@ class S3Storage:
                 f"Object storage is unreachable ({type(exc).__name__})."
             ) from exc
 
-    def _client_error(
-        self, exc: ClientError, key: str | None
-    ) -> NotFound | StorageUnavailable:
+    def _client_error(self, exc: ClientError, key: str | None) -> NotFound | StorageUnavailable:
         code = _error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code == "NoSuchBucket" or (key is None and status == 404):
@@ -286,9 +268,7 @@ class S3Storage:
         )
 
 
-def _config(
-    region: str, path_style: bool, connect: float, read: float, attempts: int
-) -> Config:
+def _config(region: str, path_style: bool, connect: float, read: float, attempts: int) -> Config:
     return Config(
         signature_version="s3v4",
         region_name=region,

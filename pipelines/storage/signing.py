@@ -45,9 +45,7 @@ class UrlSigner:
         if not hmac.compare_digest(expected.encode(), given):
             raise InvalidSignature("The URL signature is invalid.")
         if (time.time() if now is None else now) >= expires:
-            raise InvalidSignature(
-                "The URL has expired.", details={"expired_at": expires}
-            )
+            raise InvalidSignature("The URL has expired.", details={"expired_at": expires})
 
 
 def _parse_exp(exp: int | str) -> int:

@@ -10,7 +10,8 @@ caller drives::
         events = session.apply(transcribe(request))
 
 and on an explicit finalize: ``request = session.finalize()``, then, when it is
-not None, ``session.apply_final(transcribe(request))``.
+not None, ``session.apply_final(transcribe(request))``. One request is in flight
+at a time; when a decode fails, `StreamingSession.cancel` drops it.
 
 The window is the audio since the last trim point: it still holds the audio of
 words committed since then (Whisper transcribes better with the sentence's
@@ -177,6 +178,11 @@ class StreamingSession:
         if self._inflight is None or not self._inflight.flush:
             raise RuntimeError("apply_final() without a request from finalize()")
         return self.apply(segments)
+
+    def cancel(self) -> None:
+        """Forget the in-flight request (the decode failed); its audio stays in the
+        window, so the next decode covers it."""
+        self._inflight = None
 
     def _window(self) -> np.ndarray:
         if self._fed:

@@ -10,6 +10,7 @@ from pipelines.transcription.languages import (
 from pipelines.transcription.models import (
     default_compute_type,
     load_whisper,
+    pick_model,
     resolve_device,
     resolve_model,
 )
@@ -17,6 +18,7 @@ from pipelines.transcription.transcribe import (
     SAMPLE_RATE,
     TranscribeOptions,
     iter_segments,
+    start_transcription,
     transcribe,
 )
 from pipelines.transcription.transcript import Segment, Task, Transcript, Word
@@ -34,7 +36,9 @@ __all__ = [
     "language_name",
     "load_whisper",
     "normalize_language",
+    "pick_model",
     "resolve_device",
     "resolve_model",
+    "start_transcription",
     "transcribe",
 ]

@@ -70,9 +70,7 @@ def resolve_device(device: str = "auto") -> str:
         )
     has_cuda = ctranslate2.get_cuda_device_count() > 0
     if device == "cuda" and not has_cuda:
-        raise InvalidRequest(
-            "Device 'cuda' was asked for but CTranslate2 sees no CUDA GPU."
-        )
+        raise InvalidRequest("Device 'cuda' was asked for but CTranslate2 sees no CUDA GPU.")
     if device == "auto":
         return "cuda" if has_cuda else "cpu"
     return device
@@ -125,9 +123,7 @@ def _download(name: str) -> str:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return os.path.isdir(os.path.expanduser(spec)) or spec.startswith(
-        ("/", "./", "../", "~", "\\")
-    )
+    return os.path.isdir(os.path.expanduser(spec)) or spec.startswith(("/", "./", "../", "~", "\\"))
 
 
 def _package_dir(target: str) -> Path:
@@ -164,3 +160,19 @@ def _model_dir(path: Path, spec: str) -> str:
             details={"model": spec},
         )
     return str(path.resolve())
+
+
+OPENAI_ALIASES = ("whisper-1",)
+"""Model names OpenAI clients send; they mean the configured default model."""
+
+
+def pick_model(name: str | None, available: list[str], default: str) -> str:
+    """The public model name a request means; ``UnknownModel`` lists the valid ones."""
+    if name in (None, "", *OPENAI_ALIASES):
+        return default
+    if name not in available:
+        raise UnknownModel(
+            f"Unknown transcription model {name!r}; available: {', '.join(sorted(available))}.",
+            details={"available": sorted(available)},
+        )
+    return name

@@ -1,17 +1,18 @@
 """Running faster-whisper on a waveform: options, validation, lazy segments, progress.
 
-English-only models (``*.en``): faster-whisper quietly transcribes as English
-when asked for another language and quietly ignores ``task="translate"``. Both
-would hand back something other than what was asked for, so here both are an
-``InvalidRequest`` that names the problem; ``language="en"`` or no language is
-fine, and the reported language is then ``"en"`` with probability 1.
+English-only models (``*.en``): faster-whisper quietly transcribes as English when
+asked for another language, which would hand back something other than what was
+asked for, so that is an ``InvalidRequest`` naming the problem. ``task="translate"``
+is accepted: such a model's output is English, which is what translate asks for
+(and English speech translated into English is its transcription). The reported
+language is then ``"en"`` with probability 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ __all__ = [
     "SAMPLE_RATE",
     "TranscribeOptions",
     "iter_segments",
+    "start_transcription",
     "transcribe",
 ]
 
@@ -70,9 +72,7 @@ class TranscribeOptions:
             raise InvalidRequest(
                 "beam_size must be at least 1.", details={"beam_size": self.beam_size}
             )
-        if not self.temperatures() or not all(
-            0.0 <= t <= 1.0 for t in self.temperatures()
-        ):
+        if not self.temperatures() or not all(0.0 <= t <= 1.0 for t in self.temperatures()):
             raise InvalidRequest(
                 "temperature must be a number or a list of numbers between 0 and 1.",
                 details={"temperature": self.temperature},
@@ -95,6 +95,22 @@ def iter_segments(
     """
     segments, _ = _start(model, audio, options or TranscribeOptions())
     return segments
+
+
+def start_transcription(
+    model: WhisperModel, audio: np.ndarray, options: TranscribeOptions | None = None
+) -> tuple[dict[str, Any], Iterator[Segment]]:
+    """What is known before decoding (language, probability, duration, task) and the
+    lazy segments: the shape a remote, streaming transcription call needs."""
+    options = options or TranscribeOptions()
+    segments, info = _start(model, audio, options)
+    meta = {
+        "language": info.language,
+        "language_probability": float(info.language_probability),
+        "duration": float(info.duration),
+        "task": options.task,
+    }
+    return meta, segments
 
 
 def transcribe(
@@ -167,12 +183,6 @@ def _check_model_supports(model: WhisperModel, options: TranscribeOptions) -> No
             f"{options.language!r}; use a multilingual model (e.g. 'small') or language 'en'.",
             details={"language": options.language},
         )
-    if options.task == "translate":
-        raise InvalidRequest(
-            "This model is English-only and cannot translate; use a multilingual "
-            "model (e.g. 'small') for task 'translate'.",
-            details={"task": options.task},
-        )
 
 
 def _convert(raw: Iterable[WhisperSegment]) -> Iterator[Segment]:
@@ -206,9 +216,7 @@ def _word(word: WhisperWord) -> Word:
 class _Progress:
     """Turns segment end times into a clamped, strictly increasing fraction."""
 
-    def __init__(
-        self, callback: Callable[[float], None] | None, duration: float
-    ) -> None:
+    def __init__(self, callback: Callable[[float], None] | None, duration: float) -> None:
         self._callback = callback
         self._duration = duration
         self._last = 0.0

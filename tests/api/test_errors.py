@@ -77,7 +77,9 @@ def test_unknown_job_is_404(client: TestClient) -> None:
         ({"colour": "blue"}, "invalid_request"),
     ],
 )
-def test_bad_fields(client: TestClient, small_wav: bytes, fields: dict[str, str], code: str) -> None:
+def test_bad_fields(
+    client: TestClient, small_wav: bytes, fields: dict[str, str], code: str
+) -> None:
     response = post_file(client, small_wav, **fields)
     assert response.status_code in (400, 422)
     error_of(response, response.status_code, code)
@@ -103,7 +105,9 @@ def test_bad_json_bodies(client: TestClient) -> None:
 
 def test_internal_urls_are_refused(client: TestClient) -> None:
     for url in ("http://127.0.0.1:8000/x.wav", "file:///etc/passwd", "http://u:p@example.com/a"):
-        error_of(client.post("/v1/separations", json={"input": {"url": url}}), 400, "invalid_request")
+        error_of(
+            client.post("/v1/separations", json={"input": {"url": url}}), 400, "invalid_request"
+        )
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:

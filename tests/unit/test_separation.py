@@ -235,15 +235,16 @@ def test_time_domain_demucs_padded_to_its_valid_length_matches_apply_model(shift
     assert_close(planned(sep, mix, overlap=0.25, shifts=shifts, seed=4, batch=2), expected)
 
 
-def test_separate_matches_demucs_normalised_separation(single: Separator) -> None:
+@pytest.mark.parametrize("shifts", [0, 2])
+def test_separate_matches_demucs_normalised_separation(single: Separator, shifts: int) -> None:
     wav = 0.3 * track(2 * SR + 1, seed=8) + 0.05
     ref = torch.from_numpy(wav).mean(0)
     mean, std = ref.mean(), ref.std() + 1e-8
-    expected = reference(
-        single.models[0], ((torch.from_numpy(wav) - mean) / std).numpy(), overlap=0.25
-    )
+    normalised = ((torch.from_numpy(wav) - mean) / std).numpy()
+    expected = reference(single.models[0], normalised, overlap=0.25, shifts=shifts, seed=1)
     expected = expected * std.item() + mean.item()
-    assert_close(separate(single, wav, overlap=0.25, batch_size=4), expected)
+    stems = separate(single, wav, overlap=0.25, shifts=shifts, seed=1, batch_size=4)
+    assert_close(stems, expected)
 
 
 # --- the plan -----------------------------------------------------------------------

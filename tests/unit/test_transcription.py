@@ -152,9 +152,11 @@ def test_empty_audio_gives_an_empty_transcript(model) -> None:
 # -- request validation --------------------------------------------------------
 
 
-def test_english_only_model_refuses_translation(model) -> None:
-    with pytest.raises(InvalidRequest, match="English-only.*cannot translate"):
-        transcribe(model, speech("weather"), TranscribeOptions(task="translate"))
+def test_english_only_model_translates_english_speech_to_itself(model) -> None:
+    plain = transcribe(model, speech("weather"), TranscribeOptions(temperature=0.0))
+    options = TranscribeOptions(task="translate", temperature=0.0)
+    translated = transcribe(model, speech("weather"), options)
+    assert translated.task == "translate" and translated.text == plain.text
 
 
 def test_english_only_model_refuses_other_languages(model) -> None:

@@ -1,0 +1,149 @@
+"""Separation speed: Demucs' own ``apply_model`` vs the service end to end, same run.
+
+The model is the full htdemucs architecture with random weights (the compute of the
+real one, no download). The service time runs from the multipart POST to the job
+record saying ``succeeded`` (every stem and the ZIP already in storage).
+
+    .venv/bin/python bench/separation.py [--seconds 60] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import machine, write_section  # noqa: E402
+from config import AppArgs, Settings  # noqa: E402
+from pipelines import audio  # noqa: E402
+from pipelines.separation import load_model, save_random_htdemucs  # noqa: E402
+from tests.audio_factory import sine_mix  # noqa: E402
+from tests.serving import wait_ready  # noqa: E402
+
+RATE = 44100
+MODEL = "htdemucs_random"
+PORT = 28200
+
+
+def direct(repo: Path, wav: np.ndarray, threads: int) -> float:
+    """Seconds for normalise → apply_model → denormalise, as ``demucs.separate`` does."""
+    from demucs.apply import apply_model
+
+    torch.set_num_threads(threads)
+    model = load_model(MODEL, repo).models[0]
+    mix = torch.from_numpy(wav)
+    start = time.perf_counter()
+    ref = mix.mean(0)
+    normed = (mix - ref.mean()) / ref.std()
+    random.seed(0)
+    out = apply_model(model, normed[None], shifts=1, split=True, overlap=0.25)[0]
+    _ = out * ref.std() + ref.mean()
+    return time.perf_counter() - start
+
+
+def service_args(repo: Path, threads: int) -> AppArgs:
+    return AppArgs.model_validate(
+        {
+            "ingress": {"num_cpus": 0.1},
+            "coordinator": {"num_cpus": 0.5, "threads": 1},
+            "demucs_worker": {"num_cpus": 1, "threads": threads, "max_ongoing_requests": 2},
+            "separation": {"models": [MODEL], "default_model": MODEL, "model_repo": str(repo)},
+        }
+    )
+
+
+def submit_and_wait(base: str, data: bytes) -> float:
+    start = time.perf_counter()
+    files = {"file": ("song.wav", data)}
+    job = httpx.post(f"{base}/v1/separations", files=files, data={"shifts": "1"}, timeout=120)
+    job.raise_for_status()
+    url = job.json()["status_url"]
+    while True:
+        status = httpx.get(url, timeout=30).json()
+        if status["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - start
+    if status["status"] != "succeeded":
+        raise RuntimeError(f"job ended {status['status']}: {status['error']}")
+    return elapsed
+
+
+def service(repo: Path, data: bytes, threads: int, repeats: int, work: Path) -> list[float]:
+    import ray
+    from ray import serve
+
+    from deployments.app import compose
+
+    ray.init(num_cpus=2 * (os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+    settings = Settings(storage_backend="local", data_dir=work / "data")
+    serve.run(compose(service_args(repo, threads), settings), name="bench", route_prefix="/")
+    base = f"http://127.0.0.1:{PORT}"
+    wait_ready(base)
+    warm = audio.encode(sine_mix(2.0, RATE), RATE, format="wav")
+    submit_and_wait(base, warm)  # loads the model into the worker
+    try:
+        return [submit_and_wait(base, data) for _ in range(repeats)]
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        save_random_htdemucs(work / "models", MODEL, seed=0)
+        data = audio.encode(sine_mix(opts.seconds, RATE, seed=1), RATE, format="wav")
+        wav = audio.decode(data, sample_rate=RATE, channels=2)
+        ref = [direct(work / "models", wav, opts.threads) for _ in range(opts.repeats)]
+        served = service(work / "models", data, opts.threads, opts.repeats, work)
+    report(opts, ref, served)
+
+
+def report(opts: argparse.Namespace, ref: list[float], served: list[float]) -> None:
+    ratio = statistics.median(served) / statistics.median(ref)
+    rows = [
+        ("`apply_model` (direct, in process)", ref),
+        ("service end to end (POST → stems in storage)", served),
+    ]
+    table = "\n".join(
+        f"| {name} | {statistics.median(t):.1f} s | {', '.join(f'{x:.1f}' for x in t)} |"
+        for name, t in rows
+    )
+    body = f"""## Separation: service vs `apply_model`
+
+{opts.seconds:.0f} s stereo track, full htdemucs architecture (random weights), CPU,
+{opts.threads} torch threads on both sides, shifts=1, overlap=0.25; one DemucsWorker replica.
+
+| path | median | runs |
+|---|---|---|
+{table}
+
+**Ratio service / direct: {ratio:.3f}** (target ≤ 1.15)
+
+Machine: {machine()}
+Command: `.venv/bin/python bench/separation.py --seconds {opts.seconds:g} --repeats {opts.repeats}`
+"""
+    print(body)
+    write_section("separation", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""OpenAI-compatible ``/v1/audio/transcriptions`` and ``/v1/audio/translations``.
+
+Synchronous like OpenAI's, answering in its shapes and its error format, so the
+official ``openai`` client works unchanged against ``base_url=.../v1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import FormData, UploadFile
+
+from deployments.api.errors import status_of
+from deployments.api.services import Services, get_services
+from deployments.api.submission import max_upload_bytes
+from pipelines.errors import InvalidRequest, PayloadTooLarge, StemscribeError, UnsupportedAudio
+from pipelines.jobs.transcription import decode_speech
+from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, openai_error, render
+from pipelines.transcription import TranscribeOptions
+
+router = APIRouter(prefix="/v1/audio", tags=["openai"])
+
+FIELDS = {"file", "model", "language", "prompt", "response_format", "temperature"}
+GRANULARITY_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
+
+
+@router.post("/transcriptions", response_model=None)
+async def transcriptions(request: Request, services: Services = Depends(get_services)) -> Response:
+    """Speech to text in the audio's language."""
+    return await _handle(request, services, "transcribe")
+
+
+@router.post("/translations", response_model=None)
+async def translations(request: Request, services: Services = Depends(get_services)) -> Response:
+    """Speech to English text."""
+    return await _handle(request, services, "translate")
+
+
+async def _handle(request: Request, services: Services, task: str) -> Response:
+    try:
+        return await _respond(request, services, task)
+    except StemscribeError as exc:
+        # OpenAI answers an unreadable file with 400, and its client expects that.
+        status = 400 if isinstance(exc, UnsupportedAudio) else status_of(exc)
+        error_type = "server_error" if status >= 500 else "invalid_request_error"
+        param = exc.details.get("field") if isinstance(exc.details.get("field"), str) else None
+        return JSONResponse(openai_error(exc.message, error_type, param, exc.code), status)
+
+
+async def _respond(request: Request, services: Services, task: str) -> Response:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_upload_bytes(services) + 64 * 1024:
+        raise PayloadTooLarge("The file is larger than the upload limit.")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequest(
+            "Send multipart/form-data with a file part.", details={"field": "file"}
+        )
+    form = await request.form()
+    try:
+        upload, fields = _read(form, max_upload_bytes(services))
+        speech = await asyncio.to_thread(
+            decode_speech, upload.file, services.args.limits.max_audio_seconds
+        )
+    finally:
+        await form.close()
+    granularities = [
+        g for key in GRANULARITY_FIELDS for g in form.getlist(key) if isinstance(g, str)
+    ]
+    model = services.transcriber.resolve(fields.get("model"))
+    options = _options(fields, task, "word" in granularities)
+    response_format = fields.get("response_format") or "json"
+    _check_format(response_format, granularities)
+    transcript = await services.transcriber.transcribe(model, speech, options)
+    body, media_type = render(transcript, response_format, granularities or ["segment"])
+    if isinstance(body, dict):
+        return JSONResponse(body, media_type=media_type)
+    return Response(body, media_type=media_type)
+
+
+def _check_format(response_format: str, granularities: list[str]) -> None:
+    """Refuse a bad format before any audio is decoded or transcribed."""
+    if response_format not in RESPONSE_FORMATS:
+        raise InvalidRequest(
+            f"Unsupported response_format {response_format!r}: use one of "
+            f"{', '.join(RESPONSE_FORMATS)}.",
+            details={"field": "response_format"},
+        )
+    unknown = [g for g in granularities if g not in GRANULARITIES]
+    if unknown:
+        raise InvalidRequest(
+            f"Unsupported timestamp granularity {unknown[0]!r}: use word or segment.",
+            details={"field": "timestamp_granularities[]"},
+        )
+
+
+def _read(form: FormData, limit: int) -> tuple[UploadFile, dict[str, str]]:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest("A file part is required.", details={"field": "file"})
+    if (upload.size or 0) > limit:
+        raise PayloadTooLarge(f"The file is larger than the upload limit of {limit} bytes.")
+    fields = {k: v for k, v in form.items() if k in FIELDS and isinstance(v, str)}
+    return upload, fields
+
+
+def _options(fields: dict[str, str], task: str, words: bool) -> dict[str, Any]:
+    try:
+        temperature = float(fields.get("temperature") or 0.0)
+    except ValueError:
+        raise InvalidRequest(
+            "temperature must be a number.", details={"field": "temperature"}
+        ) from None
+    options = {
+        "language": fields.get("language") or None,
+        "task": task,
+        "word_timestamps": words,
+        "initial_prompt": fields.get("prompt") or None,
+        "temperature": temperature,
+    }
+    TranscribeOptions(**options)  # raises InvalidRequest for a bad language or temperature
+    return options

@@ -1,0 +1,35 @@
+"""``POST /v1/transcriptions``: a transcription job (JSON + SRT/VTT/TXT files)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from deployments.api.services import Services, current_owner, get_services
+from deployments.api.submission import JobRequest, accept_job, read_job_request
+from pipelines.jobs.transcription import TranscriptionParams
+from pipelines.transcription import TranscribeOptions
+
+router = APIRouter(prefix="/v1", tags=["transcriptions"])
+
+
+def checked_transcription(services: Services, params: TranscriptionParams) -> TranscriptionParams:
+    params.model = services.transcriber.resolve(params.model)
+    TranscribeOptions(**params.options())  # language and task errors answer 400 now
+    return params
+
+
+@router.post("/transcriptions", status_code=202)
+async def create_transcription(
+    request: Request,
+    services: Services = Depends(get_services),
+    owner: str = Depends(current_owner),
+) -> JSONResponse:
+    """Multipart ``file=`` or JSON ``{"input": {...}}`` plus transcription parameters."""
+
+    async def validate(job: JobRequest) -> tuple[dict[str, object], dict[str, object]]:
+        params = checked_transcription(services, TranscriptionParams.model_validate(job.params))
+        return params.model_dump(), {"model": params.model}
+
+    job_request = await read_job_request(request, services, owner)
+    return await accept_job(request, services, owner, job_request, "transcription", validate)

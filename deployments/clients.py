@@ -1,0 +1,60 @@
+"""Typed wrappers over DeploymentHandles, so callers never see Ray's call syntax.
+
+Remote calls re-raise the domain error a replica raised (Ray wraps it), so the
+Ingress maps it to the same HTTP status as a local one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from ray.exceptions import RayTaskError
+from ray.serve.handle import DeploymentHandle
+
+from config import TranscriptionArgs
+from pipelines.errors import StemscribeError
+from pipelines.jobs.transcription import collect_transcript
+from pipelines.streaming import DecodedSegment, DecodeRequest
+from pipelines.transcription import Transcript, pick_model
+
+
+def domain_cause(exc: BaseException) -> BaseException:
+    """The domain error inside a remote failure, or the failure itself."""
+    cause = exc.cause if isinstance(exc, RayTaskError) else None
+    return cause if isinstance(cause, StemscribeError) else exc
+
+
+class TranscriberClient:
+    """Calls the Transcriber deployment by public model name."""
+
+    def __init__(self, handle: DeploymentHandle, args: TranscriptionArgs) -> None:
+        self._handle = handle
+        self._args = args
+
+    def resolve(self, name: str | None) -> str:
+        return pick_model(name, list(self._args.models), self._args.default_model)
+
+    async def stream(
+        self, model: str, audio: np.ndarray, options: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        handle = self._handle.options(multiplexed_model_id=model, stream=True)
+        try:
+            async for item in handle.transcribe.remote(audio, options):
+                yield item
+        except RayTaskError as exc:
+            raise domain_cause(exc) from exc
+
+    async def transcribe(
+        self, model: str, audio: np.ndarray, options: dict[str, Any]
+    ) -> Transcript:
+        return await collect_transcript(self.stream(model, audio, options))
+
+    async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:
+        handle = self._handle.options(multiplexed_model_id=model)
+        try:
+            result: list[DecodedSegment] = await handle.decode.remote(request)
+        except RayTaskError as exc:
+            raise domain_cause(exc) from exc
+        return result

@@ -1,0 +1,1 @@
+"""Client tools for a stemscribe server (streaming client, command line)."""

@@ -1,0 +1,58 @@
+"""The e2e tier: ``serve run serve_config.offline.yaml`` in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.serving import wait_ready
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_PORT = int(os.environ.get("STEMSCRIBE_TEST_E2E_PORT", "28100"))
+
+
+@pytest.fixture(scope="session")
+def offline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(base URL, data dir) of the offline config served by ``serve run``."""
+    work = tmp_path_factory.mktemp("e2e")
+    config = yaml.safe_load((ROOT / "serve_config.offline.yaml").read_text())
+    config["http_options"]["port"] = E2E_PORT  # only the port differs from the shipped file
+    config_path = work / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["STEMSCRIBE_DATA_DIR"] = str(work / "data")
+    serve_bin = Path(sys.executable).with_name("serve")
+    log = (work / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [str(serve_bin), "run", str(config_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{E2E_PORT}"
+    try:
+        wait_ready(base, timeout=240, process=process)
+        yield base, work / "data"
+    except Exception:
+        print((work / "serve.log").read_text()[-5000:])
+        raise
+    finally:
+        process.send_signal(signal.SIGINT)  # serve run shuts its cluster down on Ctrl-C
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # Ray daemons it started share its session
+        log.close()

