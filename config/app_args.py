@@ -10,7 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from config.models import SeparationArgs, TranscriptionArgs
+from config.models import SeparationArgs, StreamingArgs, TranscriptionArgs
+
+# Ray's built-in resources: requested through num_cpus and num_gpus, never by name.
+_RESERVED_RESOURCES = frozenset({"CPU", "GPU"})
 
 
 class _Strict(BaseModel):
@@ -54,6 +57,12 @@ class DeploymentArgs(_Strict):
         ge=0,
         description="GPU per replica: a fraction in (0, 1] packs replicas on one GPU, or whole GPUs.",
     )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per replica, e.g. {cpu_pool: 1} to keep it on the "
+        "nodes that declare cpu_pool (ray start --resources). CPUs and GPUs go in num_cpus "
+        "and num_gpus.",
+    )
     threads: int | None = Field(
         default=None,
         ge=1,
@@ -75,6 +84,20 @@ class DeploymentArgs(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _custom_resources(self) -> DeploymentArgs:
+        for name, quantity in self.resources.items():
+            if name in _RESERVED_RESOURCES:
+                raise ValueError(
+                    f"resources.{name}: set num_cpus / num_gpus instead "
+                    "(resources is for custom resources such as cpu_pool)"
+                )
+            if not name.strip():
+                raise ValueError("resources: a resource name must not be empty")
+            if quantity < 0:
+                raise ValueError(f"resources.{name}={quantity}: use a quantity >= 0")
+        return self
+
     @property
     def compute_threads(self) -> int:
         """Threads the replica's model should use: explicit, else its CPU share."""
@@ -85,6 +108,8 @@ class DeploymentArgs(_Strict):
         actor: dict[str, Any] = {"num_cpus": self.num_cpus}
         if self.num_gpus:
             actor["num_gpus"] = self.num_gpus
+        if self.resources:
+            actor["resources"] = dict(self.resources)
         options: dict[str, Any] = {
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests,
@@ -133,6 +158,9 @@ class AppArgs(_Strict):
     separation: SeparationArgs = Field(default_factory=SeparationArgs)
     transcription: TranscriptionArgs = Field(default_factory=TranscriptionArgs)
     limits: LimitsArgs = Field(default_factory=LimitsArgs)
+    streaming: StreamingArgs = Field(
+        default_factory=StreamingArgs, description="Live transcription sessions (WebSocket)."
+    )
 
 
 def parse_app_args(raw: dict[str, Any] | AppArgs | None) -> AppArgs:

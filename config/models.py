@@ -76,3 +76,56 @@ class TranscriptionArgs(BaseModel):
                 f"transcription.models {sorted(self.models)}"
             )
         return self
+
+
+class StreamingArgs(BaseModel):
+    """Live transcription over WebSocket: limits of one Ingress replica and its sessions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_sessions: int = Field(
+        default=64,
+        ge=1,
+        description="Open live sessions per Ingress replica; one more is accepted, told "
+        "`too_many_sessions` and closed with 1013 (try again later). Each session holds one "
+        "of the replica's ingress.max_ongoing_requests, so keep this below it.",
+    )
+    max_session_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Wall-clock lifetime of a session (it holds a slot however little audio it "
+        "sends). At the limit everything heard is finalized, then `session_too_long` and "
+        "close 1000.",
+    )
+    idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A session with no frame (audio, control or keepalive) for this long is "
+        "finalized, told `idle_timeout` and closed with 1000.",
+    )
+    max_frame_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=16 << 20,
+        description="Largest audio payload of one frame (after base64 decoding); a bigger "
+        "frame gets a `frame_too_large` error and the session goes on. The Serve proxy "
+        "refuses messages over 16 MiB anyway.",
+    )
+    max_backlog_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Audio a session buffers beyond its in-flight decode before it stops "
+        "reading the socket until that decode returns: frames sent faster than the "
+        "Transcriber keeps up wait in the proxy and the network instead of growing the next "
+        "window without bound. Real-time clients reach it only on an overloaded Transcriber.",
+    )
+    decode_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="A Transcriber call slower than this counts as failed."
+    )
+    max_decode_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failed Transcriber calls before the session gives up "
+        "(`transcriber_unavailable`, close 1011); each failure before that is an error "
+        "message and its audio is retried with the next decode.",
+    )

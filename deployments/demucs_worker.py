@@ -59,6 +59,7 @@ class DemucsWorker:
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
             "device": self.device,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": torch.get_num_threads(),
             "windows": self._windows,

@@ -74,6 +74,7 @@ class Transcriber:
     def stats(self) -> dict[str, Any]:
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": self._threads,
         }

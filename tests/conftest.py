@@ -17,7 +17,7 @@ s3_server = s3_server_fixture(scope="session")
 """SeaweedFS S3 on 127.0.0.1:23333 (``STEMSCRIBE_TEST_S3_PORT``), started on first use."""
 
 SERVE_PORT = int(os.environ.get("STEMSCRIBE_TEST_SERVE_PORT", "28000"))
-TIER_ORDER = ["unit", "api", "s3", "e2e", "serve", "slow", "gpu"]
+TIER_ORDER = ["unit", "api", "s3", "e2e", "cluster", "serve", "browser", "slow", "gpu"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,11 +30,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
-    """A local Ray cluster with one logical GPU and Serve on ``SERVE_PORT``."""
+    """A local Ray cluster with two logical GPUs and Serve on ``SERVE_PORT``."""
     import ray
     from ray import serve
 
-    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, namespace="stemscribe-tests")
+    ray.init(num_cpus=8, num_gpus=2, include_dashboard=False, namespace="stemscribe-tests")
     serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})
     yield f"http://127.0.0.1:{SERVE_PORT}"
     serve.shutdown()

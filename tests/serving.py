@@ -66,3 +66,26 @@ def follow_job(client: httpx.Client, job: dict[str, Any], timeout: float = 300.0
             data["_progress_seen"] = progress
             return dict(data)
     raise AssertionError("event stream ended without a result event")
+
+
+def deploy(app: Any, name: str, timeout: int = 300) -> None:
+    """``serve.run`` with a deadline: a replica that cannot be placed fails with the reason
+    instead of hanging the run (Serve waits forever for an unschedulable replica)."""
+    import signal
+
+    from ray import serve
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(timeout)
+    try:
+        serve.run(app, name=name, route_prefix="/")
+    except TimeoutError:
+        states = serve.status().applications[name].deployments.items()
+        lines = [f"  {n}: {d.status} {d.replica_states} {d.message[-400:]}" for n, d in states]
+        raise RuntimeError(f"app not running after {timeout} s:\n" + "\n".join(lines)) from None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -10,8 +10,10 @@ from deployments.api import (
     jobs,
     openai,
     separations,
+    streaming,
     transcriptions,
     uploads,
+    web,
 )
 from deployments.api.errors import install_error_handlers
 from deployments.api.services import JobLauncher, Services
@@ -28,6 +30,7 @@ def create_api(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, uploads, separations, transcriptions, openai, jobs, files):
+    for module in (health, uploads, separations, transcriptions, openai, jobs, files, streaming):
         app.include_router(module.router)
+    app.include_router(web.router)
     return app

@@ -19,7 +19,7 @@ from deployments.api.submission import max_upload_bytes
 from pipelines.errors import InvalidRequest, PayloadTooLarge, StemscribeError, UnsupportedAudio
 from pipelines.jobs.transcription import decode_speech
 from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, openai_error, render
-from pipelines.transcription import TranscribeOptions
+from pipelines.transcription import TranscribeOptions, check_language_for
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
 
@@ -71,6 +71,7 @@ async def _respond(request: Request, services: Services, task: str) -> Response:
     ]
     model = services.transcriber.resolve(fields.get("model"))
     options = _options(fields, task, "word" in granularities)
+    check_language_for(model, options["language"])
     response_format = fields.get("response_format") or "json"
     _check_format(response_format, granularities)
     transcript = await services.transcriber.transcribe(model, speech, options)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.submission import JobRequest, accept_job, read_job_request
+from deployments.api.transcriptions import checked_transcription
 from pipelines.jobs import SeparationParams
 from pipelines.lyrics import LyricsParams
 
@@ -52,8 +53,8 @@ async def create_lyrics(
         params = LyricsParams.model_validate(job.params)
         separation = await _checked(services, params.separation())
         params.separation_model = separation.model
+        checked_transcription(services, params.transcription())
         params.model = services.transcriber.resolve(params.model)
-        params.transcription().options()  # validates language now, not mid-job
         info = {"seed": secrets.randbelow(2**31), "model": params.model}
         return params.model_dump(), info
 

@@ -8,14 +8,15 @@ from fastapi.responses import JSONResponse
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.submission import JobRequest, accept_job, read_job_request
 from pipelines.jobs.transcription import TranscriptionParams
-from pipelines.transcription import TranscribeOptions
+from pipelines.transcription import TranscribeOptions, check_language_for
 
 router = APIRouter(prefix="/v1", tags=["transcriptions"])
 
 
 def checked_transcription(services: Services, params: TranscriptionParams) -> TranscriptionParams:
     params.model = services.transcriber.resolve(params.model)
-    TranscribeOptions(**params.options())  # language and task errors answer 400 now
+    options = TranscribeOptions(**params.options())  # language and task errors answer 400 now
+    check_language_for(params.model, options.language)
     return params
 
 

@@ -8,6 +8,7 @@ from pipelines.transcription.languages import (
     normalize_language,
 )
 from pipelines.transcription.models import (
+    check_language_for,
     default_compute_type,
     load_whisper,
     pick_model,
@@ -24,6 +25,7 @@ from pipelines.transcription.transcribe import (
 from pipelines.transcription.transcript import Segment, Task, Transcript, Word
 
 __all__ = [
+    "check_language_for",
     "LANGUAGES",
     "SAMPLE_RATE",
     "Segment",

@@ -176,3 +176,13 @@ def pick_model(name: str | None, available: list[str], default: str) -> str:
             details={"available": sorted(available)},
         )
     return name
+
+
+def check_language_for(model: str, language: str | None) -> None:
+    """Refuse, before any work, a language an English-only (``*.en``) model cannot do."""
+    if model.endswith(".en") and language not in (None, "", "auto", "en", "english"):
+        raise InvalidRequest(
+            f"Model {model!r} is English-only and cannot transcribe language {language!r}; "
+            "use a multilingual model or language 'en'.",
+            details={"field": "language"},
+        )

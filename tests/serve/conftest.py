@@ -13,7 +13,7 @@ from config import AppArgs
 from deployments.app import compose
 from pipelines.separation import save_random_htdemucs
 from tests.s3server import S3Server
-from tests.serving import TINY_HTDEMUCS, wait_ready
+from tests.serving import TINY_HTDEMUCS, deploy, wait_ready
 
 APP = "stemscribe"
 
@@ -51,7 +51,7 @@ def serve_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(ray_cluster: str, s3_server: S3Server, serve_model_repo: Path) -> Iterator[str]:
     """Base URL of the app: two DemucsWorker replicas at 0.5 GPU, a Transcriber at 0.25."""
     settings = s3_server.settings(bucket="serve-tier", allow_private_urls=True)
-    serve.run(compose(serve_args(serve_model_repo), settings), name=APP, route_prefix="/")
+    deploy(compose(serve_args(serve_model_repo), settings), APP)
     wait_ready(ray_cluster)
     yield ray_cluster
     serve.delete(APP)

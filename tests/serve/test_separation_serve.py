@@ -51,7 +51,9 @@ def test_two_workers_share_one_logical_gpu(served: str) -> None:
     replicas = worker_stats()
     assert len(replicas) == 2
     gpu_ids = [tuple(stats["gpu_ids"]) for stats in replicas.values()]
-    assert len(gpu_ids[0]) == 1 and gpu_ids[0] == gpu_ids[1]
+    assert len(gpu_ids[0]) == 1 and gpu_ids[0] == gpu_ids[1]  # 2 x 0.5 packed on one GPU
+    transcriber = serve.get_deployment_handle("Transcriber", APP).stats.remote().result()
+    assert len(transcriber["gpu_ids"]) == 1 and tuple(transcriber["gpu_ids"]) != gpu_ids[0]
     assert all(stats["device"] == "cpu" for stats in replicas.values())  # logical GPU only
     assert all(stats["threads"] == 1 for stats in replicas.values())
 

@@ -1,0 +1,107 @@
+"""``WS /v1/stream/transcriptions``: live transcription (DESIGN.md §2).
+
+One `LiveStream` per socket drives a `StreamingSession`. Every decode is a
+stateless Transcriber call run as a task, so the socket keeps being read while
+it is in flight. Close codes, each after a ``closed`` message:
+
+- 1000: the client sent ``close`` (after its finals), or the session was idle
+  for ``idle_timeout_seconds`` or reached ``max_session_seconds`` (finals for
+  everything heard first, then an ``error`` naming the limit);
+- 1008: the query (model, language, encoding…) or the credentials are refused;
+- 1011: ``max_decode_failures`` Transcriber calls in a row failed;
+- 1013: the replica already holds ``max_sessions`` sessions (try again later).
+
+A client that vanishes gets nothing: its slot is freed and its decode cancelled.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, FastAPI, Request, WebSocket
+
+from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, LiveStream, refuse
+from deployments.api.services import Services
+from pipelines.errors import StemscribeError
+from pipelines.streaming import parse_stream_params
+
+router = APIRouter(tags=["streaming"])
+
+
+def authorize_stream(websocket: WebSocket) -> str:
+    """The owner a live session acts for.
+
+    Authentication hook: a security change reads the API key from the
+    ``Authorization`` header or, for browsers (which cannot set headers on a
+    WebSocket), from ``?token=``, and raises a `StemscribeError` to refuse it;
+    the client then gets ``error`` and close 1008.
+    """
+    return "public"
+
+
+class SessionRegistry:
+    """Live sessions open on this Ingress replica (one event loop: no locking)."""
+
+    def __init__(self, max_sessions: int) -> None:
+        self.max_sessions = max_sessions
+        self._owners: dict[str, str] = {}
+
+    @property
+    def open(self) -> int:
+        """Sessions holding a slot now."""
+        return len(self._owners)
+
+    def acquire(self, owner: str) -> str | None:
+        """A new session id holding a slot, or None when the replica is full."""
+        if len(self._owners) >= self.max_sessions:
+            return None
+        session_id = uuid.uuid4().hex
+        self._owners[session_id] = owner
+        return session_id
+
+    def release(self, session_id: str) -> None:
+        """Free the slot (idempotent)."""
+        self._owners.pop(session_id, None)
+
+
+def session_registry(app: FastAPI) -> SessionRegistry:
+    """The replica's registry, created with the app's limits on first use."""
+    registry: SessionRegistry | None = getattr(app.state, "stream_sessions", None)
+    if registry is None:
+        services: Services = app.state.services
+        registry = SessionRegistry(services.args.streaming.max_sessions)
+        app.state.stream_sessions = registry
+    return registry
+
+
+@router.get("/v1/stream/sessions")
+async def stream_sessions(request: Request) -> dict[str, int]:
+    """Live sessions open on the replica that answers (each replica counts its own)."""
+    registry = session_registry(request.app)
+    return {"open": registry.open, "max": registry.max_sessions}
+
+
+@router.websocket("/v1/stream/transcriptions")
+async def stream_transcriptions(websocket: WebSocket) -> None:
+    """Audio frames in; ``ready``, ``partial``, ``final``, ``error``, ``closed`` out."""
+    services: Services = websocket.app.state.services
+    registry = session_registry(websocket.app)
+    await websocket.accept()
+    try:
+        owner = authorize_stream(websocket)
+        params = parse_stream_params(websocket.query_params)
+        model = services.transcriber.resolve(params.model)
+    except StemscribeError as exc:
+        await refuse(websocket, exc.code, exc.message, CLOSE_POLICY)
+        return
+    session_id = registry.acquire(owner)
+    if session_id is None:
+        message = f"This server already holds {registry.max_sessions} live sessions; retry later."
+        await refuse(websocket, "too_many_sessions", message, CLOSE_TRY_AGAIN)
+        return
+    try:
+        await LiveStream(websocket, services.transcriber, services.args.streaming).run(
+            session_id, model, params
+        )
+    finally:
+        registry.release(session_id)

@@ -1,0 +1,41 @@
+"""``DeploymentArgs.serve_options``: what each config field turns into for Serve."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import DeploymentArgs, parse_app_args
+
+pytestmark = pytest.mark.unit
+
+
+def test_custom_resources_reach_the_actor_options() -> None:
+    options = DeploymentArgs(num_cpus=0.5, resources={"cpu_pool": 1}).serve_options()
+    assert options["ray_actor_options"] == {"num_cpus": 0.5, "resources": {"cpu_pool": 1.0}}
+
+
+def test_no_custom_resources_leaves_them_out() -> None:
+    options = DeploymentArgs(num_cpus=1, num_gpus=0.25).serve_options()
+    assert options["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.25}
+
+
+def test_resources_from_yaml_args() -> None:
+    args = parse_app_args({"ingress": {"num_cpus": 0.1, "resources": {"cpu_pool": 0.5}}})
+    assert args.ingress.serve_options()["ray_actor_options"]["resources"] == {"cpu_pool": 0.5}
+    assert "resources" not in args.demucs_worker.serve_options()["ray_actor_options"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"GPU": 1}, "resources.GPU: set num_cpus / num_gpus instead"),
+        ({"CPU": 2}, "resources.CPU: set num_cpus / num_gpus instead"),
+        ({"cpu_pool": -1}, "resources.cpu_pool=-1.0: use a quantity >= 0"),
+        ({" ": 1}, "a resource name must not be empty"),
+    ],
+)
+def test_invalid_resources_say_what_to_change(resources: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match="Invalid stemscribe application args") as error:
+        parse_app_args({"transcriber": {"resources": resources}})
+    assert message in str(error.value)
+    assert "transcriber" in str(error.value)
