@@ -10,7 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "BENCHMARKS.md"
-HEADER = "# Benchmarks\n\nWritten by the scripts in `bench/` (`make bench`); each section is replaced by its script.\n"
+HEADER = (
+    "# Benchmarks\n\nWritten by the scripts in `bench/` (`make bench`); "
+    "each section is replaced by its script.\n"
+)
 
 
 def machine() -> str:

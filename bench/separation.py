@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,12 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_section  # noqa: E402
-from config import AppArgs, Settings  # noqa: E402
-from pipelines import audio  # noqa: E402
-from pipelines.separation import load_model, save_random_htdemucs  # noqa: E402
-from tests.audio_factory import sine_mix  # noqa: E402
-from tests.serving import wait_ready  # noqa: E402
+from bench.common import machine, write_section
+from config import AppArgs, Settings
+from pipelines import audio
+from pipelines.separation import load_model, save_random_htdemucs
+from tests.audio_factory import sine_mix
+from tests.serving import wait_ready
 
 RATE = 44100
 MODEL = "htdemucs_random"
@@ -41,7 +42,7 @@ def direct(repo: Path, wav: np.ndarray, threads: int) -> float:
     from demucs.apply import apply_model
 
     torch.set_num_threads(threads)
-    model = load_model(MODEL, repo).models[0]
+    model: Any = load_model(MODEL, repo).models[0]
     mix = torch.from_numpy(wav)
     start = time.perf_counter()
     ref = mix.mean(0)

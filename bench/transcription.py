@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from faster_whisper import WhisperModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,7 +41,9 @@ CONCURRENT = 8
 
 def speech(seconds: float) -> np.ndarray:
     """The fixtures back to back (with short pauses) until ``seconds`` long."""
-    clips = [audio.decode(SPEECH / f"{n}.wav", sample_rate=RATE, channels=1)[0] for n in TRANSCRIPTS]
+    clips = [
+        audio.decode(SPEECH / f"{n}.wav", sample_rate=RATE, channels=1)[0] for n in TRANSCRIPTS
+    ]
     pause = np.zeros(int(0.5 * RATE), np.float32)
     parts: list[np.ndarray] = []
     while sum(len(p) for p in parts) < seconds * RATE:
@@ -49,9 +52,9 @@ def speech(seconds: float) -> np.ndarray:
     return np.concatenate(parts)[: int(seconds * RATE)]
 
 
-def timed_direct(model: object, wave: np.ndarray) -> float:
+def timed_direct(model: WhisperModel, wave: np.ndarray) -> float:
     start = time.perf_counter()
-    transcribe(model, wave, TranscribeOptions())  # type: ignore[arg-type]
+    transcribe(model, wave, TranscribeOptions())
     return time.perf_counter() - start
 
 

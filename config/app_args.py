@@ -55,7 +55,8 @@ class DeploymentArgs(_Strict):
     num_gpus: float = Field(
         default=0.0,
         ge=0,
-        description="GPU per replica: a fraction in (0, 1] packs replicas on one GPU, or whole GPUs.",
+        description="GPU per replica: a fraction in (0, 1] packs replicas on one GPU, "
+        "or whole GPUs.",
     )
     resources: dict[str, float] = Field(
         default_factory=dict,
@@ -134,6 +135,19 @@ class LimitsArgs(_Strict):
     max_url_download_seconds: float = Field(
         default=60.0, gt=0, description="Time allowed to fetch an input given by URL."
     )
+    requests_per_minute: int = Field(
+        default=1200,
+        ge=0,
+        description="Sustained API requests per tenant and per ingress replica (a token "
+        "bucket holding one minute's worth, so short bursts pass); over it: 429 with "
+        "Retry-After. File downloads are not counted. 0: unlimited.",
+    )
+    max_active_jobs_per_tenant: int = Field(
+        default=32,
+        ge=0,
+        description="Queued plus running jobs a tenant may have at once; one more is "
+        "refused with 429 too_many_jobs. 0: unlimited.",
+    )
 
 
 class AppArgs(_Strict):
@@ -145,7 +159,8 @@ class AppArgs(_Strict):
     )
     coordinator: DeploymentArgs = Field(
         default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=4),
-        description="SeparationCoordinator (its max_ongoing_requests = jobs run at once): decode, plan, overlap-add, encode, upload (CPU).",
+        description="JobCoordinator (its max_ongoing_requests = jobs run at once): "
+        "decode, plan, overlap-add, encode, upload (CPU).",
     )
     demucs_worker: DeploymentArgs = Field(
         default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=2),

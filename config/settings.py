@@ -6,17 +6,24 @@ Every variable is read with the ``STEMSCRIBE_`` prefix, e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MIN_API_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
     """Where results live and how their URLs are signed."""
 
-    model_config = SettingsConfigDict(env_prefix="STEMSCRIBE_", extra="ignore")
+    # Errors never echo what was read: the values include keys and secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="STEMSCRIBE_", extra="ignore", hide_input_in_errors=True
+    )
 
     storage_backend: Literal["local", "s3"] = "local"
     """``local``: a directory (one machine, or a shared volume); ``s3``: any S3-compatible store."""
@@ -31,7 +38,9 @@ class Settings(BaseSettings):
     """S3 endpoint the cluster uses (MinIO, SeaweedFS, R2...); unset means AWS."""
 
     s3_public_endpoint_url: str | None = None
-    """Endpoint clients reach storage at; used only to presign URLs. Defaults to ``s3_endpoint_url``."""
+    """Endpoint clients reach storage at; used only to presign URLs.
+
+    Defaults to ``s3_endpoint_url``."""
 
     s3_region: str = "us-east-1"
     """Region used for request signing."""
@@ -58,13 +67,76 @@ class Settings(BaseSettings):
     """Attempts per S3 call (first try included), with botocore's ``standard`` backoff."""
 
     signing_secret: SecretStr | None = None
-    """HMAC key for ``local`` file URLs. Unset: a random key kept in ``data_dir/.signing-secret``."""
+    """HMAC key for ``local`` file URLs.
+
+    Unset: a random key kept in ``data_dir/.signing-secret``."""
 
     url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     """Lifetime of every presigned or signed download/upload URL."""
 
     public_base_url: str | None = None
-    """Absolute base (``https://api.example.com``) for ``local`` file URLs; unset: the request's own."""
+    """Absolute base (``https://api.example.com``) for ``local`` file URLs.
+
+    Unset: the request's own."""
 
     allow_private_urls: bool = False
     """Let ``input.url`` reach private, loopback and link-local addresses (tests, trusted LANs)."""
+
+    api_keys: SecretStr | None = None
+    """API keys and the tenant each acts for: ``tenant:key`` pairs separated by commas
+    (or whitespace), e.g. ``acme:3f9c...,acme:77aa...,beta:d41e...``. A tenant may hold
+    several keys (rotation); a key belongs to one tenant. Tenants are 1-64 characters of
+    ``A-Z a-z 0-9 _ . -``; keys are at least 16 characters without commas or whitespace.
+    Unset or empty: no key is asked for and every caller is the tenant ``public``
+    (a warning is logged at start)."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins whose browser pages may call the API, comma-separated
+    (``https://app.example.com,https://admin.example.com``; ``*`` for any). Empty (the
+    default): no cross-origin access; the bundled web page is same-origin and needs none."""
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    def tenant_keys(self) -> dict[str, str]:
+        """API key -> tenant; empty when the service runs open."""
+        if self.api_keys is None:
+            return {}
+        return parse_api_keys(self.api_keys.get_secret_value())
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """``tenant:key`` pairs -> {key: tenant}; a ``ValueError`` never quotes a key."""
+    keys: dict[str, str] = {}
+    for position, entry in enumerate(re.split(r"[,\s]+", raw.strip()), start=1):
+        if not entry:
+            continue
+        tenant, sep, key = entry.partition(":")
+        if not sep or not TENANT_PATTERN.fullmatch(tenant):
+            raise ValueError(
+                f"STEMSCRIBE_API_KEYS entry {position}: write tenant:key, the tenant being "
+                "1-64 characters of A-Z a-z 0-9 _ . - (starting with a letter or digit)"
+            )
+        if len(key) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"STEMSCRIBE_API_KEYS entry {position} (tenant {tenant!r}): the key must be "
+                f"at least {MIN_API_KEY_LENGTH} characters (e.g. openssl rand -hex 24)"
+            )
+        if keys.get(key, tenant) != tenant:
+            raise ValueError(
+                f"STEMSCRIBE_API_KEYS entry {position}: this key is already given to tenant "
+                f"{keys[key]!r}; a key belongs to one tenant"
+            )
+        keys[key] = tenant
+    return keys

@@ -10,8 +10,9 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.deployment import Deployment
 
-from config import AppArgs, Settings, parse_app_args
+from config import AppArgs, DeploymentArgs, Settings, parse_app_args
 from deployments.coordinator import JobCoordinator
 from deployments.demucs_worker import DemucsWorker
 from deployments.ingress import Ingress
@@ -29,16 +30,19 @@ def compose(args: AppArgs, settings: Settings | None = None) -> Application:
     ``settings`` is for tests that point replicas at a specific store; a deployed
     app leaves it unset and every replica reads its own environment.
     """
-    worker = serve.deployment(
-        DemucsWorker, name="DemucsWorker", **args.demucs_worker.serve_options()
-    ).bind(args.separation, args.demucs_worker.compute_threads)
-    transcriber = serve.deployment(
-        Transcriber, name="Transcriber", **args.transcriber.serve_options()
-    ).bind(args.transcription, args.transcriber.compute_threads)
-    coordinator = serve.deployment(
-        JobCoordinator, name="JobCoordinator", **args.coordinator.serve_options()
-    ).bind(worker, transcriber, args, settings)
-    ingress = serve.deployment(
-        serve.ingress()(Ingress), name="Ingress", **args.ingress.serve_options()
+    worker = _deployment(DemucsWorker, args.demucs_worker).bind(
+        args.separation, args.demucs_worker.compute_threads
     )
+    transcriber = _deployment(Transcriber, args.transcriber).bind(
+        args.transcription, args.transcriber.compute_threads
+    )
+    coordinator = _deployment(JobCoordinator, args.coordinator).bind(
+        worker, transcriber, args, settings
+    )
+    ingress = _deployment(serve.ingress()(Ingress), args.ingress, name="Ingress")
     return ingress.bind(coordinator, transcriber, args, settings)
+
+
+def _deployment(cls: type, shape: DeploymentArgs, name: str | None = None) -> Deployment:
+    """The one place config meets ``serve.deployment``."""
+    return serve.deployment(name=name or cls.__name__, **shape.serve_options())(cls)

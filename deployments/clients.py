@@ -7,13 +7,14 @@ Ingress maps it to the same HTTP status as a local one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from ray.exceptions import RayTaskError
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from config import TranscriptionArgs
+from deployments.overload import SERVE_OVERLOAD, as_overloaded
 from pipelines.errors import StemscribeError
 from pipelines.jobs.transcription import collect_transcript
 from pipelines.streaming import DecodedSegment, DecodeRequest
@@ -40,11 +41,14 @@ class TranscriberClient:
         self, model: str, audio: np.ndarray, options: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         handle = self._handle.options(multiplexed_model_id=model, stream=True)
+        items = cast(DeploymentResponseGenerator, handle.transcribe.remote(audio, options))
         try:
-            async for item in handle.transcribe.remote(audio, options):
+            async for item in items:
                 yield item
         except RayTaskError as exc:
             raise domain_cause(exc) from exc
+        except SERVE_OVERLOAD as exc:
+            raise as_overloaded(exc) from exc
 
     async def transcribe(
         self, model: str, audio: np.ndarray, options: dict[str, Any]
@@ -57,4 +61,6 @@ class TranscriberClient:
             result: list[DecodedSegment] = await handle.decode.remote(request)
         except RayTaskError as exc:
             raise domain_cause(exc) from exc
+        except SERVE_OVERLOAD as exc:
+            raise as_overloaded(exc) from exc
         return result

@@ -18,6 +18,7 @@ from ray.serve.handle import DeploymentHandle
 
 from config import AppArgs, Settings
 from deployments.clients import TranscriberClient
+from deployments.metrics import JobMeter, MeteredStorage
 from deployments.resources import set_torch_threads
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.inputs import FileBody, run_file_job
@@ -44,7 +45,8 @@ class JobCoordinator:
         self._transcriber = TranscriberClient(transcriber, args.transcription)
         self._args = args
         self._settings = settings or Settings()
-        self._jobs = JobStore(open_storage(self._settings))
+        self._jobs = JobStore(MeteredStorage(open_storage(self._settings)))
+        self._meter = JobMeter()
         self._separators: dict[str, Separator] = {}
         self._loading = asyncio.Lock()
 
@@ -70,13 +72,15 @@ class JobCoordinator:
         if record.status.finished:
             return record.status.value
         body = await self._body(record)
-        await run_file_job(
-            self._jobs,
-            record,
-            self._args.limits,
-            body,
-            allow_private_urls=self._settings.allow_private_urls,
-        )
+        with self._meter.holding(record.kind):
+            await run_file_job(
+                self._jobs,
+                record,
+                self._args.limits,
+                body,
+                allow_private_urls=self._settings.allow_private_urls,
+            )
+        self._meter.finished(record)
         log.info("job %s (%s) %s", job_id, record.kind, record.status.value)
         return record.status.value
 

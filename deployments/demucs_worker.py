@@ -15,6 +15,7 @@ import ray
 from ray import serve
 
 from config import SeparationArgs
+from deployments.metrics import WINDOWS_PER_BATCH
 from deployments.resources import set_torch_threads, torch_device
 from pipelines.separation import Separator, load_model, run_batch
 
@@ -50,6 +51,7 @@ class DemucsWorker:
         async with self._device_lock:
             output = await asyncio.to_thread(run_batch, model, batch, self.device)
         self._windows += len(batch)
+        WINDOWS_PER_BATCH.observe(len(batch))
         return output
 
     def stats(self) -> dict[str, object]:

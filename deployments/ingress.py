@@ -9,6 +9,7 @@ from config import AppArgs, Settings
 from deployments.api import Services, create_api
 from deployments.clients import TranscriberClient
 from deployments.launcher import HandleLauncher
+from deployments.metrics import STREAM_SESSIONS, MeteredStorage
 from pipelines.jobs import JobStore
 from pipelines.storage import LocalStorage, open_storage
 
@@ -24,7 +25,8 @@ class Ingress:
         settings: Settings | None = None,
     ) -> None:
         settings = settings or Settings()
-        storage = open_storage(settings)
+        backend = open_storage(settings)
+        storage = MeteredStorage(backend)
         self.services = Services(
             args=args,
             settings=settings,
@@ -32,7 +34,8 @@ class Ingress:
             jobs=JobStore(storage),
             launcher=HandleLauncher(coordinator),
             transcriber=TranscriberClient(transcriber, args.transcription),
-            signer=storage.signer if isinstance(storage, LocalStorage) else None,
+            signer=backend.signer if isinstance(backend, LocalStorage) else None,
+            on_stream_sessions=lambda count: STREAM_SESSIONS.set(count),
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -13,6 +13,8 @@ from typing import Any
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from deployments.overload import refuse_overload
+
 log = logging.getLogger(__name__)
 
 RETRIES = 3
@@ -48,5 +50,6 @@ class HandleLauncher:
 
     async def separation_models(self) -> dict[str, dict[str, Any]]:
         if self._models is None:
-            self._models = await self._coordinator.models.remote()
+            with refuse_overload():
+                self._models = await self._coordinator.models.remote()
         return self._models

@@ -87,3 +87,27 @@ class Overloaded(StemscribeError):
     """The service is at capacity; retry later."""
 
     code = "overloaded"
+
+
+class Unauthorized(StemscribeError):
+    """No API key, or one the service does not know."""
+
+    code = "unauthorized"
+
+
+class RateLimited(StemscribeError):
+    """The caller sent more requests than its rate allows; retry after a while."""
+
+    code = "rate_limited"
+
+
+class TooManyJobs(RateLimited):
+    """The caller already has as many unfinished jobs as it may; retry when one ends."""
+
+    code = "too_many_jobs"
+
+
+class IdempotencyConflict(StemscribeError):
+    """An ``Idempotency-Key`` is in use by another request, or was used for another kind."""
+
+    code = "idempotency_conflict"

@@ -65,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _separate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="audio file (any format FFmpeg reads)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("."),
-                        help="stems go to OUTPUT/<file stem>/ (default: .)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("."),
+        help="stems go to OUTPUT/<file stem>/ (default: .)",
+    )
     parser.add_argument("--model", help="Demucs model (server default if unset)")
     stems = parser.add_mutually_exclusive_group()
     stems.add_argument("--stems", help="comma-separated subset, e.g. vocals,drums")
@@ -80,19 +85,32 @@ def _separate(parser: argparse.ArgumentParser) -> None:
 
 def _transcribe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="audio or video file")
-    parser.add_argument("--format", choices=["srt", "vtt", "txt", "json"], default="srt",
-                        help="what to write (default srt)")
+    parser.add_argument(
+        "--format",
+        choices=["srt", "vtt", "txt", "json"],
+        default="srt",
+        help="what to write (default srt)",
+    )
     parser.add_argument("--model", help="Whisper model (server default if unset)")
     parser.add_argument("--language", help="language code (default: detect)")
     parser.add_argument("--translate", action="store_true", help="translate to English")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="directory of <file stem>.<format> (default: next to the input)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="directory of <file stem>.<format> (default: next to the input)",
+    )
 
 
 def _lyrics(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="a song")
-    parser.add_argument("-o", "--output", type=Path, default=Path("."),
-                        help="files go to OUTPUT/<file stem>/ (default: .)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("."),
+        help="files go to OUTPUT/<file stem>/ (default: .)",
+    )
     parser.add_argument("--separation-model", help="Demucs model for the vocals")
     parser.add_argument("--model", help="Whisper model for the lyrics")
     parser.add_argument("--language", help="language code (default: detect)")
@@ -103,8 +121,12 @@ def _stream(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("file", type=Path, nargs="?", help="audio file to stream")
     source.add_argument("--mic", action="store_true", help="the default input device")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="file pace in times real time; 0: as fast as possible")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="file pace in times real time; 0: as fast as possible",
+    )
     parser.add_argument("--sample-rate", type=int, default=16_000, help="rate sent at")
     parser.add_argument("--model", help="Whisper model (server default if unset)")
     parser.add_argument("--language", help="language code (default: detect)")

@@ -80,7 +80,7 @@ def _refusal(exc: Any) -> str:
 
 def _sounddevice() -> Any:
     try:
-        import sounddevice  # type: ignore[import-not-found]
+        import sounddevice
     except ImportError:
         raise ClientError("install sounddevice for --mic") from None
     return sounddevice

@@ -11,6 +11,7 @@ __all__ = ["Bar", "Progress"]
 
 WIDTH = 28
 REFRESH_SECONDS = 0.1
+CLEAR_LINE = "\r\033[K"
 
 
 def human_bytes(n: float) -> str:
@@ -45,7 +46,7 @@ class Bar:
         now = time.monotonic()
         if self._live and now - self._shown_at >= REFRESH_SECONDS:
             self._shown_at = now
-            self._write("\r" + self.render())
+            self._write(CLEAR_LINE + self.render())
 
     def close(self, note: str = "") -> None:
         """Finish the bar with its final state (and ``note``, e.g. a status)."""
@@ -53,7 +54,7 @@ class Bar:
             return
         self._closed = True
         line = self.render() + (f" {note}" if note else "")
-        self._write(("\r" + line if self._live else line) + "\n")
+        self._write((CLEAR_LINE + line if self._live else line) + "\n")
 
     def render(self) -> str:
         """``label [#####.....]  42% 1.2 MiB / 2.9 MiB``."""

@@ -10,8 +10,10 @@ __all__ = ["jobs_table", "models_table", "table"]
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """Left-aligned columns, two spaces apart, with a header line."""
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in [headers, *rows]]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
     return "\n".join(lines)
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
 import numpy as np
-
-from collections.abc import AsyncIterator
-from dataclasses import asdict
 from faster_whisper import WhisperModel
 
 from config import AppArgs
@@ -48,12 +47,16 @@ class InProcessTranscriber:
         self, model: str, audio: np.ndarray, options: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         opts = TranscribeOptions(**options)
-        meta, segments = await asyncio.to_thread(start_transcription, self.models[model], audio, opts)
+        meta, segments = await asyncio.to_thread(
+            start_transcription, self.models[model], audio, opts
+        )
         yield {"meta": meta}
         while (segment := await asyncio.to_thread(next, segments, None)) is not None:
             yield {"segment": asdict(segment)}
 
-    async def transcribe(self, model: str, audio: np.ndarray, options: dict[str, Any]) -> Transcript:
+    async def transcribe(
+        self, model: str, audio: np.ndarray, options: dict[str, Any]
+    ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
 
     async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from deployments.api import (
@@ -15,10 +17,14 @@ from deployments.api import (
     uploads,
     web,
 )
+from deployments.api.auth import OPEN_TENANT, ApiKeys
 from deployments.api.errors import install_error_handlers
+from deployments.api.middleware import install_middleware
 from deployments.api.services import JobLauncher, Services
 
 __all__ = ["JobLauncher", "Services", "create_api"]
+
+log = logging.getLogger(__name__)
 
 
 def create_api(services: Services) -> FastAPI:
@@ -29,7 +35,16 @@ def create_api(services: Services) -> FastAPI:
         description="Stem separation (Demucs) and transcription (faster-whisper) as a service.",
     )
     app.state.services = services
+    keys = ApiKeys.from_settings(services.settings)
+    if keys.open:
+        log.warning(
+            "NO API KEYS CONFIGURED: the API is open to anyone who can reach it, and every "
+            "caller acts as tenant %r, seeing every other caller's jobs. Set "
+            "STEMSCRIBE_API_KEYS=tenant:key,... to require keys.",
+            OPEN_TENANT,
+        )
     install_error_handlers(app)
+    install_middleware(app, services, keys)
     for module in (health, uploads, separations, transcriptions, openai, jobs, files, streaming):
         app.include_router(module.router)
     app.include_router(web.router)

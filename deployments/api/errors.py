@@ -15,17 +15,21 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from deployments.overload import SERVE_OVERLOAD, as_overloaded
 from pipelines import errors
 
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[errors.StemscribeError], int] = {
     errors.InvalidRequest: 400,
+    errors.Unauthorized: 401,
     errors.NotFound: 404,
+    errors.IdempotencyConflict: 409,
     errors.PayloadTooLarge: 413,
     errors.AudioTooLong: 413,
     errors.UnsupportedAudio: 415,
     errors.InvalidSignature: 403,
+    errors.RateLimited: 429,
     errors.Overloaded: 503,
     errors.StorageUnavailable: 503,
 }
@@ -59,13 +63,22 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
-    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    """The JSON error; ``details.retry_after_seconds`` (else 5 s on 429/503) → ``Retry-After``."""
+    retry_after = (details or {}).get("retry_after_seconds")
+    if retry_after is None and status in (429, 503):
+        retry_after = 5
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.StemscribeError)
     return error_response(status_of(exc), exc.code, exc.message, exc.details)
+
+
+async def _overload(request: Request, exc: Exception) -> JSONResponse:
+    """Serve's back-pressure (for calls not already converted where they were made)."""
+    return await _domain(request, as_overloaded(exc))
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
@@ -98,6 +111,8 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.StemscribeError, _domain)
+    for serve_error in SERVE_OVERLOAD:
+        app.add_exception_handler(serve_error, _overload)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)

@@ -47,7 +47,9 @@ def _signer(services: Services) -> UrlSigner:
     return services.signer
 
 
-@router.api_route("/{key:path}", methods=["GET", "HEAD"], response_model=None)
+# One route per method: a shared GET/HEAD route gives both the same OpenAPI operationId.
+@router.head("/{key:path}", response_model=None, operation_id="head_file")
+@router.get("/{key:path}", response_model=None, operation_id="download_file")
 async def download(
     key: str,
     request: Request,

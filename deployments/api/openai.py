@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from deployments.api.errors import status_of
 from deployments.api.services import Services, get_services
@@ -25,15 +26,38 @@ router = APIRouter(prefix="/v1/audio", tags=["openai"])
 
 FIELDS = {"file", "model", "language", "prompt", "response_format", "temperature"}
 GRANULARITY_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
+FORM_SCHEMA = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "model": {"type": "string"},
+        "language": {"type": "string"},
+        "prompt": {"type": "string"},
+        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+        "temperature": {"type": "number"},
+        "timestamp_granularities[]": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(GRANULARITIES)},
+        },
+    },
+}
+# The form is parsed by hand (OpenAI's field names and errors), so it is documented here.
+OPENAPI_EXTRA = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": FORM_SCHEMA}},
+    }
+}
 
 
-@router.post("/transcriptions", response_model=None)
+@router.post("/transcriptions", response_model=None, openapi_extra=OPENAPI_EXTRA)
 async def transcriptions(request: Request, services: Services = Depends(get_services)) -> Response:
     """Speech to text in the audio's language."""
     return await _handle(request, services, "transcribe")
 
 
-@router.post("/translations", response_model=None)
+@router.post("/translations", response_model=None, openapi_extra=OPENAPI_EXTRA)
 async def translations(request: Request, services: Services = Depends(get_services)) -> Response:
     """Speech to English text."""
     return await _handle(request, services, "translate")
@@ -58,7 +82,7 @@ async def _respond(request: Request, services: Services, task: str) -> Response:
         raise InvalidRequest(
             "Send multipart/form-data with a file part.", details={"field": "file"}
         )
-    form = await request.form()
+    form = await _form(request)
     try:
         upload, fields = _read(form, max_upload_bytes(services))
         speech = await asyncio.to_thread(
@@ -79,6 +103,13 @@ async def _respond(request: Request, services: Services, task: str) -> Response:
     if isinstance(body, dict):
         return JSONResponse(body, media_type=media_type)
     return Response(body, media_type=media_type)
+
+
+async def _form(request: Request) -> FormData:
+    try:
+        return await request.form()
+    except HTTPException as exc:  # Starlette refuses a malformed multipart body this way
+        raise InvalidRequest(f"{exc.detail}", details={"field": "file"}) from None
 
 
 def _check_format(response_format: str, granularities: list[str]) -> None:
@@ -114,7 +145,7 @@ def _options(fields: dict[str, str], task: str, words: bool) -> dict[str, Any]:
         raise InvalidRequest(
             "temperature must be a number.", details={"field": "temperature"}
         ) from None
-    options = {
+    options: dict[str, Any] = {
         "language": fields.get("language") or None,
         "task": task,
         "word_timestamps": words,

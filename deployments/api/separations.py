@@ -8,7 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from deployments.api.services import Services, current_owner, get_services
-from deployments.api.submission import JobRequest, accept_job, read_job_request
+from deployments.api.submission import (
+    JobRequest,
+    accept_job,
+    job_request_body,
+    read_job_request,
+)
 from deployments.api.transcriptions import checked_transcription
 from pipelines.jobs import SeparationParams
 from pipelines.lyrics import LyricsParams
@@ -24,7 +29,7 @@ async def _checked(services: Services, params: SeparationParams) -> SeparationPa
     return params
 
 
-@router.post("/separations", status_code=202)
+@router.post("/separations", status_code=202, openapi_extra=job_request_body(SeparationParams))
 async def create_separation(
     request: Request,
     services: Services = Depends(get_services),
@@ -41,7 +46,7 @@ async def create_separation(
     return await accept_job(request, services, owner, job_request, "separation", validate)
 
 
-@router.post("/lyrics", status_code=202)
+@router.post("/lyrics", status_code=202, openapi_extra=job_request_body(LyricsParams))
 async def create_lyrics(
     request: Request,
     services: Services = Depends(get_services),

@@ -5,7 +5,7 @@ Tests build it with fakes (a launcher that runs jobs in-process) instead of patc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +64,8 @@ class Services:
     transcriber: Transcribing
     signer: UrlSigner | None = None
     """Set for the ``local`` backend, whose file URLs the ingress itself serves."""
+    on_stream_sessions: Callable[[int], None] | None = None
+    """Told the open live-session count whenever it changes (the Ingress exports it)."""
 
 
 def get_services(request: Request) -> Services:

@@ -17,6 +17,7 @@ A client that vanishes gets nothing: its slot is freed and its decode cancelled.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 
@@ -42,9 +43,10 @@ def authorize_stream(websocket: WebSocket) -> str:
 class SessionRegistry:
     """Live sessions open on this Ingress replica (one event loop: no locking)."""
 
-    def __init__(self, max_sessions: int) -> None:
+    def __init__(self, max_sessions: int, on_change: Callable[[int], None] | None = None) -> None:
         self.max_sessions = max_sessions
         self._owners: dict[str, str] = {}
+        self._on_change = on_change or (lambda _: None)
 
     @property
     def open(self) -> int:
@@ -57,11 +59,13 @@ class SessionRegistry:
             return None
         session_id = uuid.uuid4().hex
         self._owners[session_id] = owner
+        self._on_change(self.open)
         return session_id
 
     def release(self, session_id: str) -> None:
         """Free the slot (idempotent)."""
         self._owners.pop(session_id, None)
+        self._on_change(self.open)
 
 
 def session_registry(app: FastAPI) -> SessionRegistry:
@@ -69,7 +73,9 @@ def session_registry(app: FastAPI) -> SessionRegistry:
     registry: SessionRegistry | None = getattr(app.state, "stream_sessions", None)
     if registry is None:
         services: Services = app.state.services
-        registry = SessionRegistry(services.args.streaming.max_sessions)
+        registry = SessionRegistry(
+            services.args.streaming.max_sessions, services.on_stream_sessions
+        )
         app.state.stream_sessions = registry
     return registry
 

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
 from deployments.api.jobs import present
@@ -88,6 +89,42 @@ def _probe(file: BinaryIO, max_seconds: float) -> None:
             f"The audio lasts {info.duration:.0f} s; the limit is {max_seconds:.0f} s.",
             details={"limit_seconds": max_seconds},
         )
+
+
+def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a job route, which parses its body by hand.
+
+    Multipart: a ``file`` part plus the parameters as text fields (lists comma-separated);
+    JSON: an ``input`` object (``upload_id`` or ``url``) plus the parameters.
+    """
+    fields = params.model_json_schema()["properties"]
+    form = {name: _form_field(name, schema) for name, schema in fields.items()}
+    multipart = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}, **form},
+    }
+    source = {
+        "type": "object",
+        "properties": {"upload_id": {"type": "string"}, "url": {"type": "string"}},
+    }
+    body = {
+        "type": "object",
+        "required": ["input"],
+        "additionalProperties": False,
+        "properties": {"input": source, **fields},
+    }
+    content = {"multipart/form-data": {"schema": multipart}, "application/json": {"schema": body}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _form_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter as a form field: never null; lists become comma-separated text."""
+    options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+    field = {**options[0], "description": schema.get("description", name)}
+    if name in LIST_FIELDS:
+        field = {"type": "string", "description": f"{field['description']} Comma-separated."}
+    return field
 
 
 async def read_job_request(request: Request, services: Services, owner: str) -> JobRequest:

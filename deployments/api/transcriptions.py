@@ -6,7 +6,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from deployments.api.services import Services, current_owner, get_services
-from deployments.api.submission import JobRequest, accept_job, read_job_request
+from deployments.api.submission import (
+    JobRequest,
+    accept_job,
+    job_request_body,
+    read_job_request,
+)
 from pipelines.jobs.transcription import TranscriptionParams
 from pipelines.transcription import TranscribeOptions, check_language_for
 
@@ -20,7 +25,9 @@ def checked_transcription(services: Services, params: TranscriptionParams) -> Tr
     return params
 
 
-@router.post("/transcriptions", status_code=202)
+@router.post(
+    "/transcriptions", status_code=202, openapi_extra=job_request_body(TranscriptionParams)
+)
 async def create_transcription(
     request: Request,
     services: Services = Depends(get_services),

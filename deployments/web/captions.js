@@ -2,6 +2,9 @@
 // Partial text (may still change) shows in grey after the finals (which never change).
 
 const RATE = 16000;
+// Whisper does best on the raw voice: no noise suppression, whose artefacts cost
+// words; echo cancellation stays on for people who have something playing.
+const CAPTURE = { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: true };
 const $ = (id) => document.getElementById(id);
 
 class CaptionSession {
@@ -15,20 +18,33 @@ class CaptionSession {
   }
 
   async start(model) {
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-    });
-    this.context = new AudioContext();
+    this.stream = await navigator.mediaDevices.getUserMedia({ audio: CAPTURE });
+    const source = await this.listen();
     await this.context.audioWorklet.addModule(this.workletUrl);
-    const rate = Math.min(this.context.sampleRate, RATE);
-    this.socket = this.open(rate, model);
+    this.socket = this.open(Math.min(this.context.sampleRate, RATE), model);
     this.encoder = new AudioWorkletNode(this.context, "pcm-encoder", {
       numberOfOutputs: 0,
       processorOptions: { targetRate: RATE, chunkMs: 100 },
     });
     this.encoder.port.onmessage = (event) => this.send(event.data);
-    this.context.createMediaStreamSource(this.stream).connect(this.encoder);
+    source.connect(this.encoder);
     await this.context.resume();
+  }
+
+  // A context at 16 kHz lets the browser resample the microphone (best quality);
+  // Firefox cannot connect a microphone to a context at another rate than the
+  // device's, so fall back to the device rate and let the worklet downsample.
+  async listen() {
+    for (const options of [{ sampleRate: RATE }, {}]) {
+      this.context = new AudioContext(options);
+      try {
+        return this.context.createMediaStreamSource(this.stream);
+      } catch (error) {
+        await this.context.close();
+        if (!options.sampleRate) throw error;
+      }
+    }
+    return null;
   }
 
   open(rate, model) {

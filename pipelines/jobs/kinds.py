@@ -14,7 +14,6 @@ from pipelines.jobs.transcription import SegmentStream, TranscriptionParams, tra
 from pipelines.lyrics import LyricsParams, lyrics
 
 
-
 def separation_model_of(record: JobRecord) -> str | None:
     """The Demucs model a job needs, if any (so the runner can prepare its engine)."""
     if record.kind == "separation":
@@ -22,7 +21,6 @@ def separation_model_of(record: JobRecord) -> str | None:
     if record.kind == "lyrics":
         return str(record.params["separation_model"])
     return None
-
 
 
 def job_body(

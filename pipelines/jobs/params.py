@@ -48,7 +48,8 @@ class SeparationParams(BaseModel):
         missing = [s for s in wanted if s not in sources]
         if missing:
             raise UnknownStem(
-                f"Model {self.model!r} has no stem {missing[0]!r}; its stems: {', '.join(sources)}.",
+                f"Model {self.model!r} has no stem {missing[0]!r}; "
+                f"its stems: {', '.join(sources)}.",
                 details={"stems": sources},
             )
         if self.shifts > max_shifts:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +42,7 @@ async def separate(
     ctx: JobContext,
     engine: SeparationEngine,
     params: SeparationParams,
-    source: Path,
+    source: audio.AudioSource,
     max_seconds: float,
 ) -> dict[str, np.ndarray]:
     """Separate ``source``, write every requested stem plus a ZIP; return the stems."""

@@ -11,6 +11,8 @@ signing secret are out of reach of every caller.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +37,7 @@ from pipelines.storage.base import (
     validate_key,
     validate_prefix,
 )
+from pipelines.storage.conditional import Versioned
 from pipelines.storage.signing import UrlSigner
 
 FILES_ROUTE = "/v1/files/"
@@ -76,6 +79,26 @@ class LocalStorage:
         path = self.path(key)
         with _reading(key):
             return path.read_bytes()
+
+    def get_versioned(self, key: str) -> Versioned:
+        """The whole object and the MD5 of its content as its version."""
+        data = self.get(key)
+        return Versioned(data, _md5(data))
+
+    def put_if(
+        self, key: str, data: bytes, version: str | None, content_type: str | None = None
+    ) -> str | None:
+        """Compare and write under an exclusive lock (see ``pipelines.storage.conditional``)."""
+        with _writing(".conditional.lock"), (self.root / ".conditional.lock").open("ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current: str | None = self.get_versioned(key).version
+            except NotFound:
+                current = None
+            if current != version:
+                return None
+            self.put(key, data, content_type)
+        return _md5(data)
 
     def stream(
         self,
@@ -276,3 +299,7 @@ def _writing(key: str) -> Iterator[None]:
         ) from None
     except OSError as exc:
         raise StorageUnavailable(f"Cannot write {key!r}: {exc.strerror}.") from exc
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()

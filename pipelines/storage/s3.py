@@ -35,6 +35,7 @@ from pipelines.storage.base import (
     validate_key,
     validate_prefix,
 )
+from pipelines.storage.conditional import Versioned
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _BUCKET_EXISTS = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+# A conditional write that lost: the version changed (412), a concurrent conditional
+# write won (409), or If-Match named an object that is gone (404).
+_CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
 _DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
 
 
@@ -104,6 +108,31 @@ class S3Storage:
         validate_key(key)
         with self._translated(key):
             return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def get_versioned(self, key: str) -> Versioned:
+        """The whole object and its ETag (see ``pipelines.storage.conditional``)."""
+        validate_key(key)
+        with self._translated(key):
+            reply = self._client.get_object(Bucket=self.bucket, Key=key)
+            return Versioned(reply["Body"].read(), reply["ETag"])
+
+    def put_if(
+        self, key: str, data: bytes, version: str | None, content_type: str | None = None
+    ) -> str | None:
+        """``PutObject`` with ``If-None-Match: *`` or ``If-Match``; ``None`` if it lost."""
+        validate_key(key)
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        ctype = content_type or guess_content_type(key)
+        with self._translated(key):
+            try:
+                reply = self._client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentType=ctype, **condition
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _CONDITION_FAILED:
+                    return None
+                raise
+        return reply["ETag"]
 
     def stream(
         self,

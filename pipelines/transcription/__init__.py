@@ -25,7 +25,6 @@ from pipelines.transcription.transcribe import (
 from pipelines.transcription.transcript import Segment, Task, Transcript, Word
 
 __all__ = [
-    "check_language_for",
     "LANGUAGES",
     "SAMPLE_RATE",
     "Segment",
@@ -33,6 +32,7 @@ __all__ = [
     "TranscribeOptions",
     "Transcript",
     "Word",
+    "check_language_for",
     "default_compute_type",
     "iter_segments",
     "language_name",

@@ -43,7 +43,9 @@ def test_transcription_job_outputs_agree(client: TestClient) -> None:
     check_transcript_shape(transcript, audio.probe(data).duration)
     assert all(segment["words"] for segment in transcript["segments"])
     cues = list(srt.parse(client.get(outputs["srt"]["url"]).text))
-    assert " ".join(c.content.replace("\n", " ") for c in cues).split() == transcript["text"].split()
+    assert (
+        " ".join(c.content.replace("\n", " ") for c in cues).split() == transcript["text"].split()
+    )
     assert client.get(outputs["txt"]["url"]).text.split() == transcript["text"].split()
     assert client.get(outputs["vtt"]["url"]).text.startswith("WEBVTT")
 
@@ -81,7 +83,9 @@ def test_lyrics_job_yields_stems_and_timed_lyrics(client: TestClient) -> None:
     stem = audio.probe(client.get(outputs["vocals"]["url"]).content)
     assert abs(stem.duration - duration) < 0.05
     cues = list(srt.parse(client.get(outputs["srt"]["url"]).text))
-    assert all(0 <= c.start.total_seconds() <= c.end.total_seconds() <= duration + 0.05 for c in cues)
+    assert all(
+        0 <= c.start.total_seconds() <= c.end.total_seconds() <= duration + 0.05 for c in cues
+    )
     lrc = client.get(outputs["lrc"]["url"]).text
     stamps = [_lrc_seconds(line[1:9]) for line in lrc.splitlines() if line.startswith("[")]
     assert stamps == sorted(stamps) and all(0 <= s <= duration for s in stamps)

@@ -25,8 +25,9 @@ pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 
 CLI = Path(sys.executable).with_name("stemscribe")
 RATE = 44100
-STREAM_WER_BOUND = 0.10
-"""weather.wav streamed unpaced with tiny.en measured 0.00."""
+STREAM_WER_BOUND = 0.17
+"""weather.wav streamed with tiny.en measured 0.083 at speeds 0, 4 and 8 alike (one word of
+12: the first "The" heard as "But", with no context before it); one more word of slack."""
 
 
 def cli(url: str, *args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -50,8 +51,9 @@ def separated(served: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     song.write_bytes(audio.encode(sine_mix(5.0, RATE, seed=3), RATE, format="mp3"))
     args = ("separate", song, "-o", work / "out", "--two-stems", "vocals", "--format", "flac")
     run = ok(cli(served, *args))
-    job = json.loads(ok(cli(served, *args, "--json")).stdout)
-    return {"run": run, "job": job, "out": work / "out" / "song"}
+    as_json = ok(cli(served, *args, "--json"))
+    job = json.loads(as_json.stdout)
+    return {"run": run, "job": job, "json_stderr": as_json.stderr, "out": work / "out" / "song"}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,7 @@ def test_json_output_is_the_job_with_local_files(separated: dict[str, Any]) -> N
     assert job["status"] == "succeeded" and job["kind"] == "separation"
     assert set(job["files"]) == {"vocals", "no_vocals"}
     assert all(Path(p).is_file() for p in job["files"].values())
+    assert separated["json_stderr"] == ""  # no bars with --json
 
 
 def test_transcribe_writes_srt_next_to_the_input(transcribed: dict[str, Any]) -> None:
@@ -104,8 +107,13 @@ def test_transcribe_writes_srt_next_to_the_input(transcribed: dict[str, Any]) ->
 def test_lyrics_writes_stems_and_lyrics(lyrics: dict[str, Any]) -> None:
     names = sorted(p.name for p in lyrics["out"].iterdir())
     assert names == ["instrumental.wav", "lyrics.json", "lyrics.lrc", "lyrics.srt", "vocals.wav"]
-    assert lyrics["out"].joinpath("lyrics.lrc").read_text().startswith("[")
+    files, outputs = lyrics["job"]["files"], lyrics["job"]["result"]["outputs"]
+    assert set(files) == {"vocals", "instrumental", "lrc", "srt", "json"}
+    assert all(Path(files[name]).stat().st_size == outputs[name]["bytes"] for name in files)
+    json.loads(lyrics["out"].joinpath("lyrics.json").read_text())
     list(srt.parse(lyrics["out"].joinpath("lyrics.srt").read_text()))
+    info = audio.probe(lyrics["out"].joinpath("instrumental.wav").read_bytes())
+    assert info.codec.startswith("pcm_") and info.channels == 2
 
 
 def test_jobs_lists_what_ran(
@@ -154,9 +162,7 @@ def test_usage_error_exits_2(served: str) -> None:
     assert run.returncode == 2 and "not allowed with" in run.stderr
 
 
-def test_download_resumes_a_part_file_with_range(
-    separated: dict[str, Any], tmp_path: Path
-) -> None:
+def test_download_resumes_a_part_file_with_range(separated: dict[str, Any], tmp_path: Path) -> None:
     job = httpx.get(separated["job"]["status_url"], timeout=30).json()
     link = job["result"]["outputs"]["vocals"]
     full = httpx.get(link["url"], timeout=30).content
@@ -180,9 +186,7 @@ def test_download_command_continues_earlier_parts(
     assert "vocals.flac" in run.stdout
 
 
-def test_a_part_longer_than_the_file_starts_over(
-    separated: dict[str, Any], tmp_path: Path
-) -> None:
+def test_a_part_longer_than_the_file_starts_over(separated: dict[str, Any], tmp_path: Path) -> None:
     link = separated["job"]["result"]["outputs"]["no_vocals"]
     dest = tmp_path / "no_vocals.flac"
     part_path(dest).write_bytes(b"x" * (link["bytes"] + 10))
@@ -190,6 +194,22 @@ def test_a_part_longer_than_the_file_starts_over(
         done = fetch(storage, link["url"], dest, expected=link["bytes"])
     assert (done.resumed_from, done.fetched) == (0, link["bytes"])
     assert dest.read_bytes() == (separated["out"] / "no_vocals.flac").read_bytes()
+
+
+def test_a_200_answer_to_a_range_request_starts_over(tmp_path: Path) -> None:
+    body = bytes(range(256)) * 40
+    seen: list[str | None] = []
+
+    def ignores_range(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("range"))
+        return httpx.Response(200, content=body)
+
+    dest = tmp_path / "stem.wav"
+    part_path(dest).write_bytes(b"stale")
+    with httpx.Client(transport=httpx.MockTransport(ignores_range)) as storage:
+        done = fetch(storage, "http://storage.test/stem.wav", dest, expected=len(body))
+    assert seen == ["bytes=5-"] and (done.resumed_from, done.fetched) == (0, len(body))
+    assert dest.read_bytes() == body
 
 
 def test_stream_a_file(served: str) -> None:

@@ -160,7 +160,7 @@ def test_english_only_model_translates_english_speech_to_itself(model) -> None:
 
 
 def test_english_only_model_refuses_other_languages(model) -> None:
-    with pytest.raises(InvalidRequest, match="English-only.*'fr'"):
+    with pytest.raises(InvalidRequest, match=r"English-only.*'fr'"):
         iter_segments(model, speech("weather"), TranscribeOptions(language="fr"))
 
 
@@ -229,7 +229,7 @@ def test_hub_names_pass_through(name: str) -> None:
 
 
 def test_local_directory_needs_model_bin(tmp_path: Path) -> None:
-    with pytest.raises(UnknownModel, match="model.bin"):
+    with pytest.raises(UnknownModel, match=r"model\.bin"):
         resolve_model(str(tmp_path))
     (tmp_path / "model.bin").write_bytes(b"")
     assert resolve_model(str(tmp_path)) == str(tmp_path.resolve())

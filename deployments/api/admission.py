@@ -1,0 +1,133 @@
+"""Admission of new jobs: the tenant's cap on unfinished jobs, and ``Idempotency-Key``.
+
+`admit` runs before a job request's body is read, so a replay or a refusal costs no
+upload; `claim` and `accepted` run in `accept_job`, around saving the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from deployments.api.jobs import present
+from deployments.api.services import Services
+from pipelines.errors import IdempotencyConflict, InvalidRequest, NotFound, TooManyJobs
+from pipelines.jobs import JobRecord
+from pipelines.jobs.active import ActiveJobs
+from pipelines.jobs.idempotency import IdempotencyKeys, IdempotentJob
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEY_SYNTAX = re.compile(r"[\x21-\x7e]{1,255}")
+CLAIM_GRACE_SECONDS = 60.0
+"""A binding whose job has no record yet is a request still in flight for this long."""
+RECORD_WAIT_SECONDS = 5.0
+TOO_MANY_JOBS_RETRY_SECONDS = 30
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key`` (1-255 visible ASCII characters), if any."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _KEY_SYNTAX.fullmatch(key):
+        raise InvalidRequest(
+            f"{IDEMPOTENCY_HEADER} must be 1-255 visible ASCII characters (a UUID works).",
+            details={"field": IDEMPOTENCY_HEADER},
+        )
+    return key
+
+
+async def admit(request: Request, services: Services, owner: str, kind: str) -> JSONResponse | None:
+    """The earlier job of a repeated ``Idempotency-Key``, else None once the cap allows one more.
+
+    Raises ``TooManyJobs`` (429) when the tenant already has its cap of unfinished jobs.
+    """
+    key = idempotency_key(request)
+    if key is not None:
+        entry = await asyncio.to_thread(_keys(services).lookup, owner, key)
+        if entry is not None and (replay := await _replay(request, services, entry, kind, owner)):
+            return replay
+    limit = services.args.limits.max_active_jobs_per_tenant
+    if limit:
+        active = await asyncio.to_thread(ActiveJobs(services.jobs).count, owner)
+        if active >= limit:
+            raise TooManyJobs(
+                f"You have {active} unfinished jobs, the most allowed at once; "
+                "submit more when one finishes (or cancel one).",
+                details={"limit": limit, "retry_after_seconds": TOO_MANY_JOBS_RETRY_SECONDS},
+            )
+    return None
+
+
+async def claim(request: Request, services: Services, record: JobRecord) -> JSONResponse | None:
+    """Bind the request's ``Idempotency-Key`` to ``record`` before it is saved.
+
+    None: go on with ``record``. A response: another request with the same key won,
+    and this is its job (``record`` is dropped).
+    """
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    ours = IdempotentJob(record.job_id, record.kind, time.time())
+
+    def stale(entry: IdempotentJob) -> bool:
+        return _gone(services, entry, record.owner)
+
+    holder = await asyncio.to_thread(_keys(services).claim, record.owner, key, ours, stale)
+    if holder.job_id == record.job_id:
+        return None
+    return await _replay(request, services, holder, record.kind, record.owner)
+
+
+async def accepted(services: Services, record: JobRecord) -> None:
+    """Count the saved job against its tenant's cap until it finishes."""
+    await asyncio.to_thread(ActiveJobs(services.jobs).add, record.owner, record.job_id)
+
+
+async def _replay(
+    request: Request, services: Services, entry: IdempotentJob, kind: str, owner: str
+) -> JSONResponse | None:
+    """The bound job's view, as when it was created; None when that job is gone."""
+    if entry.kind != kind:
+        raise IdempotencyConflict(
+            f"This {IDEMPOTENCY_HEADER} already created a {entry.kind} job; "
+            "use a new key for a new request.",
+            details={"job_id": entry.job_id},
+        )
+    deadline = time.monotonic() + RECORD_WAIT_SECONDS
+    while True:
+        try:
+            record = await asyncio.to_thread(services.jobs.get, entry.job_id, owner)
+            break
+        except NotFound:
+            if time.time() - entry.created_at > CLAIM_GRACE_SECONDS:
+                return None  # deleted since: the key is free again
+            if time.monotonic() > deadline:
+                raise IdempotencyConflict(
+                    f"A request with this {IDEMPOTENCY_HEADER} is still being accepted; "
+                    "retry in a moment.",
+                    details={"retry_after_seconds": 1},
+                ) from None
+            await asyncio.sleep(0.1)
+    view = present(request, services, record)
+    return JSONResponse(view, status_code=202, headers={REPLAYED_HEADER: "true"})
+
+
+def _gone(services: Services, entry: IdempotentJob, owner: str) -> bool:
+    """Whether a binding may be replaced: its job was deleted (or never saved)."""
+    if time.time() - entry.created_at <= CLAIM_GRACE_SECONDS:
+        return False
+    try:
+        services.jobs.get(entry.job_id, owner)
+    except NotFound:
+        return True
+    return False
+
+
+def _keys(services: Services) -> IdempotencyKeys:
+    return IdempotencyKeys(services.jobs.storage)

@@ -1,0 +1,181 @@
+"""The ASGI layers around the API: CORS, security headers, keys and rate, body size.
+
+From the outside in (`install_middleware`):
+
+1. CORS (only when ``cors_origins`` is set), outermost so preflights need no key
+   and refusals still carry the headers a browser needs to read them;
+2. `SecurityHeadersMiddleware`: ``nosniff``, ``no-referrer``, ``no-store`` on JSON;
+3. `AccessMiddleware`: the API key (``auth.py``) and the tenant's request rate;
+4. `BodyLimitMiddleware`: request bodies over the upload limit answer 413.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from deployments.api.auth import ApiKeys, needs_key, route_path
+from deployments.api.errors import error_response, status_of
+from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, refuse
+from deployments.api.ratelimit import RateLimiter
+from deployments.api.services import Services
+from deployments.api.submission import max_upload_bytes
+from pipelines.errors import PayloadTooLarge, RateLimited, StemscribeError
+
+MULTIPART_SLACK = 64 * 1024
+"""Room for multipart framing and form fields on top of the file itself."""
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Range"]
+CORS_EXPOSED = ["Retry-After", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"]
+
+
+def install_middleware(app: FastAPI, services: Services, keys: ApiKeys) -> None:
+    """Add the layers in the order the module docstring lists (the last added is outermost)."""
+    limits = services.args.limits
+    app.add_middleware(BodyLimitMiddleware, limit=max_upload_bytes(services) + MULTIPART_SLACK)
+    limiter = RateLimiter(limits.requests_per_minute) if limits.requests_per_minute else None
+    app.add_middleware(AccessMiddleware, keys=keys, limiter=limiter)
+    app.add_middleware(SecurityHeadersMiddleware)
+    origins = services.settings.cors_origins
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"] if "*" in origins else origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
+
+
+class AccessMiddleware:
+    """Refuse ``/v1`` requests without a valid key (401) or over the tenant's rate (429).
+
+    The tenant is left in the request state (``current_owner`` reads it). A refused
+    WebSocket gets an ``error`` message and close 1008 (1013 for the rate).
+    """
+
+    def __init__(self, app: ASGIApp, keys: ApiKeys, limiter: RateLimiter | None) -> None:
+        self.app = app
+        self.keys = keys
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not needs_key(route_path(scope)):
+            await self.app(scope, receive, send)
+            return
+        try:
+            owner = self.keys.authenticate(HTTPConnection(scope))
+            if self.limiter is not None:
+                self.limiter.check(owner)
+        except StemscribeError as exc:
+            await _refuse(scope, receive, send, exc)
+            return
+        scope.setdefault("state", {})["owner"] = owner
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, exc: StemscribeError) -> None:
+    if scope["type"] == "websocket":
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        close = CLOSE_TRY_AGAIN if isinstance(exc, RateLimited) else CLOSE_POLICY
+        await refuse(websocket, exc.code, exc.message, close)
+        return
+    status = status_of(exc)
+    response = error_response(status, exc.code, exc.message, exc.details)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """413 for a ``/v1`` request body over ``limit`` bytes, without reading the rest.
+
+    A declared ``Content-Length`` over the limit is refused before the app runs. A
+    body without one (chunked) is counted as the app reads it: the read that crosses
+    the limit raises `PayloadTooLarge`, the endpoint stops there and the app answers
+    413 as for any domain error, so the remainder is never received.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in BODY_METHODS
+            or not route_path(scope).startswith("/v1/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise self._error()
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except PayloadTooLarge:
+            if started:
+                raise
+            await self._too_large(scope, receive, send)
+
+    def _error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The request body exceeds the upload limit of {self.limit} bytes.",
+            details={"limit_bytes": self.limit},
+        )
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exc = self._error()
+        await error_response(413, exc.code, exc.message, exc.details)(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Headers every HTTP answer carries unless a route set its own (the web page sets a CSP).
+
+    ``no-store`` goes on JSON without a ``Cache-Control``: job views hold fresh
+    signed URLs and must never be served from a cache.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                json = headers.get("content-type", "").startswith("application/json")
+                if json and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
