@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint fmt bench sysdeps clean
+.PHONY: run test test-fast lint fmt bench fuzz sysdeps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/separation.py
+	$(BIN)/python bench/transcription.py
+	$(BIN)/python bench/streaming.py
+	$(BIN)/python bench/load.py
+
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -114,6 +114,7 @@ def main() -> None:
         data = audio.encode(sine_mix(opts.seconds, RATE, seed=1), RATE, format="wav")
         wav = audio.decode(data, sample_rate=RATE, channels=2)
         ref = [direct(work / "models", wav, opts.threads) for _ in range(opts.repeats)]
+        print(f"direct apply_model: {', '.join(f'{t:.1f} s' for t in ref)}", flush=True)
         served = service(work / "models", data, opts.threads, opts.repeats, work)
     report(opts, ref, served)
 

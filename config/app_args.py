@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config.jobs import JobsArgs
 from config.models import SeparationArgs, StreamingArgs, TranscriptionArgs
 
 # Ray's built-in resources: requested through num_cpus and num_gpus, never by name.
@@ -76,6 +77,13 @@ class DeploymentArgs(_Strict):
         ge=-1,
         description="Calls waiting per caller before Serve rejects them (-1: unbounded).",
     )
+    graceful_shutdown_timeout_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds a replica being stopped (redeploy, downscale) may spend finishing "
+        "its calls before it is killed; unset: Serve's default (20). Jobs cut off are run "
+        "again by the reaper.",
+    )
 
     @model_validator(mode="after")
     def _gpu_fraction(self) -> DeploymentArgs:
@@ -116,6 +124,8 @@ class DeploymentArgs(_Strict):
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
         }
+        if self.graceful_shutdown_timeout_s is not None:
+            options["graceful_shutdown_timeout_s"] = self.graceful_shutdown_timeout_s
         if self.autoscaling is None:
             options["num_replicas"] = self.num_replicas
         else:
@@ -175,6 +185,10 @@ class AppArgs(_Strict):
     limits: LimitsArgs = Field(default_factory=LimitsArgs)
     streaming: StreamingArgs = Field(
         default_factory=StreamingArgs, description="Live transcription sessions (WebSocket)."
+    )
+    jobs: JobsArgs = Field(
+        default_factory=JobsArgs,
+        description="Recovery of interrupted jobs (reaper, leases) and retention (sweeper).",
     )
 
 

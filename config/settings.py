@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(default=5, ge=1, le=20)
     """Attempts per S3 call (first try included), with botocore's ``standard`` backoff."""
 
+    storage_retry_seconds: float = Field(default=30.0, ge=0)
+    """How long a job keeps retrying (with backoff) a storage call that fails because the
+    store is unreachable, before the job fails with ``storage_unavailable``; per call, on
+    top of ``s3_max_attempts``. 0: no retries beyond the backend's own."""
+
     signing_secret: SecretStr | None = None
     """HMAC key for ``local`` file URLs.
 

@@ -3,11 +3,15 @@
 It decodes, plans and encodes; model work goes to DemucsWorker (windows of a track,
 spread over all replicas, ``max_inflight_batches`` at a time) and to the Transcriber
 (streamed segments). GPU replicas never decode, encode or upload.
+
+Every replica also runs the reaper and the sweeper (``pipelines.jobs.maintenance``);
+a job runs only under its lease, so retried calls and the reaper converge on one run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from functools import partial
 from pathlib import Path
@@ -19,13 +23,21 @@ from ray.serve.handle import DeploymentHandle
 from config import AppArgs, Settings
 from deployments.clients import TranscriberClient
 from deployments.metrics import JobMeter, MeteredStorage
+from deployments.recovery import SelfCaller, replica_name
 from deployments.resources import set_torch_threads
+from deployments.retry import retry_on_replica_death
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.inputs import FileBody, run_file_job
+from pipelines.jobs.janitor import Janitor
 from pipelines.jobs.kinds import job_body, separation_model_of
+from pipelines.jobs.lease import JobLease
+from pipelines.jobs.maintenance import Maintenance
+from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
+from pipelines.jobs.runner import JobContext
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.separation import Separator, load_model
 from pipelines.storage import open_storage
+from pipelines.storage.retrying import RetryingStorage
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +57,25 @@ class JobCoordinator:
         self._transcriber = TranscriberClient(transcriber, args.transcription)
         self._args = args
         self._settings = settings or Settings()
-        self._jobs = JobStore(MeteredStorage(open_storage(self._settings)))
+        storage = MeteredStorage(open_storage(self._settings))
+        self._jobs = JobStore(RetryingStorage(storage, self._settings.storage_retry_seconds))
         self._meter = JobMeter()
         self._separators: dict[str, Separator] = {}
         self._loading = asyncio.Lock()
+        jobs = args.jobs
+        self._owner = replica_name()
+        self._policy = RecoveryPolicy(jobs.stale_after_seconds, jobs.max_attempts)
+        janitor = Janitor(
+            self._jobs, stale_after=jobs.stale_after_seconds, retention=jobs.retention_seconds
+        )
+        self._maintenance = Maintenance(
+            janitor,
+            SelfCaller().run,
+            reap_interval=jobs.reaper_interval_seconds,
+            sweep_interval=jobs.sweep_interval_seconds,
+        )
+        with contextlib.suppress(RuntimeError):  # no event loop: started by the first call
+            self._maintenance.start()
 
     async def _separator(self, name: str) -> Separator:
         """Model structure for planning (its weights stay unused here); loaded once."""
@@ -67,22 +94,35 @@ class JobCoordinator:
         return infos
 
     async def run(self, job_id: str) -> str:
-        """Carry the job to a final state and return that state."""
-        record = await asyncio.to_thread(self._jobs.get, job_id)
-        if record.status.finished:
-            return record.status.value
-        body = await self._body(record)
+        """Carry the job to a final state and return that state.
+
+        When another replica holds the job (its lease), return its current state at once.
+        """
+        self._maintenance.start()
+        status = await run_exclusively(
+            self._jobs, job_id, self._owner, self._policy, self._run_claimed
+        )
+        return status.value
+
+    async def _run_claimed(self, record: JobRecord, lease: JobLease) -> JobRecord:
         with self._meter.holding(record.kind):
             await run_file_job(
                 self._jobs,
                 record,
                 self._args.limits,
-                body,
+                partial(self._run_body, record),
                 allow_private_urls=self._settings.allow_private_urls,
+                lease=lease,
+                heartbeat_seconds=self._policy.heartbeat,
             )
         self._meter.finished(record)
-        log.info("job %s (%s) %s", job_id, record.kind, record.status.value)
-        return record.status.value
+        log.info("job %s (%s) %s", record.job_id, record.kind, record.status.value)
+        return record
+
+    async def _run_body(self, record: JobRecord, ctx: JobContext, source: Path) -> None:
+        # Built inside the job, so a model that fails to load fails the job, not the call.
+        body = await self._body(record)
+        await body(ctx, source)
 
     async def _body(self, record: JobRecord) -> FileBody:
         model = separation_model_of(record)
@@ -100,5 +140,9 @@ class JobCoordinator:
 
     async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> np.ndarray:
         handle = self._worker.options(multiplexed_model_id=model)
-        result: np.ndarray = await handle.forward.remote(sub_model, batch)
-        return result
+
+        async def call() -> np.ndarray:
+            result: np.ndarray = await handle.forward.remote(sub_model, batch)
+            return result
+
+        return await retry_on_replica_death(call, what=f"DemucsWorker.forward ({model})")

@@ -28,6 +28,9 @@ from pipelines.errors import UnsupportedAudio
 # cost the whole file. Past this allowance the file is corrupt, not glitchy.
 CORRUPT_PACKETS_ALLOWED = 2
 CORRUPT_FRACTION_ALLOWED = 0.05
+# Above the fastest real converters (768 kHz): a corrupt or hostile header, which
+# FFmpeg's resampler would try to allocate filters for.
+MAX_SAMPLE_RATE = 768_000
 # Samples per channel handed to an encoder at a time: bounds the extra memory
 # used for quantised copies of a long track.
 ENCODE_BLOCK = 1 << 16
@@ -83,8 +86,12 @@ def first_audio_stream(container: InputContainer) -> AudioStream:
             details={"container": container.format.name},
         )
     stream = container.streams.audio[0]
-    if stream.codec_context.channels < 1 or stream.codec_context.sample_rate < 1:
-        raise UnsupportedAudio("The audio stream declares no channels or no sample rate.")
+    rate = stream.codec_context.sample_rate
+    if stream.codec_context.channels < 1 or not 1 <= rate <= MAX_SAMPLE_RATE:
+        raise UnsupportedAudio(
+            "The audio stream declares no channels or an impossible sample rate.",
+            details={"channels": stream.codec_context.channels, "sample_rate": rate},
+        )
     return stream
 
 
@@ -125,7 +132,7 @@ def _decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[
 
 
 class _Resampler:
-    """FFmpeg's resampler to planar float32 at one rate, keeping the source layout.
+    """FFmpeg's resampler to float32 at one rate, keeping the source layout.
 
     Rebuilt when the input changes format mid-stream (chained or concatenated
     files), which a single PyAV resampler refuses.
@@ -153,7 +160,7 @@ class _Resampler:
         if self._channels is not None and channels != self._channels:
             raise UnsupportedAudio("The number of audio channels changes mid-stream.")
         self._channels, self._source = channels, source
-        self._inner = av.AudioResampler(format="fltp", rate=self.rate)
+        self._inner = av.AudioResampler(format="flt", rate=self.rate)
 
     def _run(self, frame: AudioFrame | None) -> Iterator[np.ndarray]:
         if self._inner is None:
@@ -161,7 +168,9 @@ class _Resampler:
         for out in self._inner.resample(frame):
             # A pass-through resampler hands back its input, None when flushed.
             if out is not None and out.samples:
-                yield out.to_ndarray()
+                # Packed samples, split here: PyAV miscounts the planes of a planar
+                # frame with 8 or more channels and reads past them (a segfault).
+                yield out.to_ndarray().reshape(out.samples, -1).T
 
 
 def encode(

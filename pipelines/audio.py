@@ -33,6 +33,7 @@ __all__ = [
     "ClipMode",
     "FormatName",
     "OutputFormat",
+    "check_output",
     "clip",
     "content_type",
     "convert_channels",
@@ -169,6 +170,8 @@ def _concatenate(blocks: Iterable[np.ndarray], sample_rate: int, max_duration: f
     kept: list[np.ndarray] = []
     total = 0
     for block in blocks:
+        if not np.isfinite(block).all():  # float formats can carry them; no model can
+            raise UnsupportedAudio("The audio holds NaN or infinite samples.")
         kept.append(block)
         total += block.shape[1]
         if total > limit:
@@ -243,6 +246,11 @@ def encode(
     encoder, bit_rate = _encoder(_output_format(format).name, bit_depth, mp3_bitrate)
     _check_encodable(encoder, wav.shape[0], sample_rate)
     return codecs.encode(wav.astype(np.float32, copy=False), sample_rate, encoder, bit_rate)
+
+
+def check_output(format: str, bit_depth: int, mp3_bitrate: int) -> None:
+    """Raise :class:`InvalidRequest` unless :func:`encode` takes these options."""
+    _encoder(_output_format(format).name, bit_depth, mp3_bitrate)
 
 
 def _encoder(

@@ -111,3 +111,9 @@ class IdempotencyConflict(StemscribeError):
     """An ``Idempotency-Key`` is in use by another request, or was used for another kind."""
 
     code = "idempotency_conflict"
+
+
+class JobAbandoned(StemscribeError):
+    """The job was interrupted (its replica died or lost storage) on every attempt allowed."""
+
+    code = "job_abandoned"

@@ -1,7 +1,8 @@
 """Session-wide fixtures: one S3 server and one Ray cluster for the whole run.
 
-Tiers run in order unit → api → e2e → serve, so the e2e tier's own `serve run`
-cluster is gone before this process starts its shared one.
+Tiers run in the order of ``TIER_ORDER`` (unit → api → s3 → e2e → cluster → serve →
+faults → browser): the e2e and cluster tiers run their own Ray clusters out of process
+and are done before this process starts its shared one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ s3_server = s3_server_fixture(scope="session")
 """SeaweedFS S3 on 127.0.0.1:23333 (``STEMSCRIBE_TEST_S3_PORT``), started on first use."""
 
 SERVE_PORT = int(os.environ.get("STEMSCRIBE_TEST_SERVE_PORT", "28000"))
-TIER_ORDER = ["unit", "api", "s3", "e2e", "cluster", "serve", "browser", "slow", "gpu"]
+TIER_ORDER = ["unit", "api", "s3", "e2e", "cluster", "serve", "faults", "browser", "slow", "gpu"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,8 @@
 """The one place domain errors become HTTP: status codes and the JSON error shape.
 
-Every error leaves as ``{"error": {"code", "message", "details"}}``; never a trace.
+Every error leaves as ``{"error": {"code", "message", "details"}}``, except on the
+OpenAI-compatible routes (``/v1/audio/``), which answer in OpenAI's shape
+``{"error": {"message", "type", "param", "code"}}``; never a trace.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from deployments.api.auth import route_path
 from deployments.overload import SERVE_OVERLOAD, as_overloaded
 from pipelines import errors
+from pipelines.openai_format import openai_error
 
 log = logging.getLogger(__name__)
+
+OPENAI_PREFIX = "/v1/audio/"
 
 STATUS: dict[type[errors.StemscribeError], int] = {
     errors.InvalidRequest: 400,
@@ -64,16 +70,38 @@ def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
     """The JSON error; ``details.retry_after_seconds`` (else 5 s on 429/503) → ``Retry-After``."""
-    retry_after = (details or {}).get("retry_after_seconds")
-    if retry_after is None and status in (429, 503):
-        retry_after = 5
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    headers = _retry_after(status, details)
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
-async def _domain(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, errors.StemscribeError)
+def _retry_after(status: int, details: dict[str, Any] | None) -> dict[str, str] | None:
+    retry_after = (details or {}).get("retry_after_seconds")
+    if retry_after is None and status in (429, 503):
+        retry_after = 5
+    return {"Retry-After": str(retry_after)} if retry_after is not None else None
+
+
+def openai_response(exc: errors.StemscribeError) -> JSONResponse:
+    """``exc`` in OpenAI's error shape, with the status its client expects."""
+    # OpenAI answers an unreadable file with 400, and its client expects that.
+    status = 400 if isinstance(exc, errors.UnsupportedAudio) else status_of(exc)
+    error_type = "server_error" if status >= 500 else "invalid_request_error"
+    field = exc.details.get("field")
+    param = field if isinstance(field, str) else None
+    body = openai_error(exc.message, error_type, param, exc.code)
+    return JSONResponse(body, status_code=status, headers=_retry_after(status, exc.details))
+
+
+def domain_response(path: str, exc: errors.StemscribeError) -> JSONResponse:
+    """``exc`` in the shape the route at ``path`` (as the router sees it) answers errors in."""
+    if path.startswith(OPENAI_PREFIX):
+        return openai_response(exc)
     return error_response(status_of(exc), exc.code, exc.message, exc.details)
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.StemscribeError)
+    return domain_response(route_path(request.scope), exc)
 
 
 async def _overload(request: Request, exc: Exception) -> JSONResponse:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from deployments.api.auth import ApiKeys, needs_key, route_path
-from deployments.api.errors import error_response, status_of
+from deployments.api.errors import domain_response
 from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, refuse
 from deployments.api.ratelimit import RateLimiter
 from deployments.api.services import Services
@@ -86,9 +86,8 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: StemscribeErr
         close = CLOSE_TRY_AGAIN if isinstance(exc, RateLimited) else CLOSE_POLICY
         await refuse(websocket, exc.code, exc.message, close)
         return
-    status = status_of(exc)
-    response = error_response(status, exc.code, exc.message, exc.details)
-    if status == 401:
+    response = domain_response(route_path(scope), exc)
+    if response.status_code == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     await response(scope, receive, send)
 
@@ -150,7 +149,7 @@ class BodyLimitMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         exc = self._error()
-        await error_response(413, exc.code, exc.message, exc.details)(scope, receive, send)
+        await domain_response(route_path(scope), exc)(scope, receive, send)
 
 
 class SecurityHeadersMiddleware:

@@ -14,12 +14,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from deployments.api.errors import status_of
+from deployments.api.errors import openai_response
 from deployments.api.services import Services, get_services
 from deployments.api.submission import max_upload_bytes
-from pipelines.errors import InvalidRequest, PayloadTooLarge, StemscribeError, UnsupportedAudio
+from pipelines.errors import InvalidRequest, PayloadTooLarge, StemscribeError
 from pipelines.jobs.transcription import decode_speech
-from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, openai_error, render
+from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, render
 from pipelines.transcription import TranscribeOptions, check_language_for
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
@@ -67,11 +67,7 @@ async def _handle(request: Request, services: Services, task: str) -> Response:
     try:
         return await _respond(request, services, task)
     except StemscribeError as exc:
-        # OpenAI answers an unreadable file with 400, and its client expects that.
-        status = 400 if isinstance(exc, UnsupportedAudio) else status_of(exc)
-        error_type = "server_error" if status >= 500 else "invalid_request_error"
-        param = exc.details.get("field") if isinstance(exc.details.get("field"), str) else None
-        return JSONResponse(openai_error(exc.message, error_type, param, exc.code), status)
+        return openai_response(exc)
 
 
 async def _respond(request: Request, services: Services, task: str) -> Response:
@@ -134,6 +130,8 @@ def _read(form: FormData, limit: int) -> tuple[UploadFile, dict[str, str]]:
         raise InvalidRequest("A file part is required.", details={"field": "file"})
     if (upload.size or 0) > limit:
         raise PayloadTooLarge(f"The file is larger than the upload limit of {limit} bytes.")
+    if not upload.size:
+        raise InvalidRequest("The uploaded file is empty.", details={"field": "file"})
     fields = {k: v for k, v in form.items() if k in FIELDS and isinstance(v, str)}
     return upload, fields
 

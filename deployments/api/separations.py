@@ -7,6 +7,7 @@ import secrets
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from deployments.api.admission import admit
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.submission import (
     JobRequest,
@@ -42,6 +43,8 @@ async def create_separation(
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         return params.model_dump(), {"seed": seed, "model": params.model}
 
+    if (replay := await admit(request, services, owner, "separation")) is not None:
+        return replay
     job_request = await read_job_request(request, services, owner)
     return await accept_job(request, services, owner, job_request, "separation", validate)
 
@@ -63,5 +66,7 @@ async def create_lyrics(
         info = {"seed": secrets.randbelow(2**31), "model": params.model}
         return params.model_dump(), info
 
+    if (replay := await admit(request, services, owner, "lyrics")) is not None:
+        return replay
     job_request = await read_job_request(request, services, owner)
     return await accept_job(request, services, owner, job_request, "lyrics", validate)

@@ -74,6 +74,10 @@ def get_services(request: Request) -> Services:
 
 
 def current_owner(request: Request) -> str:
-    """The tenant a request acts for; every job and file is scoped to it."""
+    """The tenant a request acts for; every job and file is scoped to it.
+
+    Set by ``AccessMiddleware`` from the API key (``auth.py``); ``public`` when the
+    service runs without keys.
+    """
     owner: str = getattr(request.state, "owner", "public")
     return owner

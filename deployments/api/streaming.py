@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 
+from deployments.api.auth import OPEN_TENANT
 from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, LiveStream, refuse
 from deployments.api.services import Services
 from pipelines.errors import StemscribeError
@@ -30,14 +31,15 @@ router = APIRouter(tags=["streaming"])
 
 
 def authorize_stream(websocket: WebSocket) -> str:
-    """The owner a live session acts for.
+    """The tenant a live session acts for.
 
-    Authentication hook: a security change reads the API key from the
-    ``Authorization`` header or, for browsers (which cannot set headers on a
-    WebSocket), from ``?token=``, and raises a `StemscribeError` to refuse it;
-    the client then gets ``error`` and close 1008.
+    ``AccessMiddleware`` (``middleware.py``) has already checked the API key, from
+    the ``Authorization`` header or, for browsers (which cannot set headers on a
+    WebSocket), from ``?token=``, and refused a missing or wrong one with ``error``
+    and close 1008; what is left here is the tenant it found.
     """
-    return "public"
+    owner: str = getattr(websocket.state, "owner", OPEN_TENANT)
+    return owner
 
 
 class SessionRegistry:

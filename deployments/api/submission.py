@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
+from deployments.api import admission
 from deployments.api.jobs import present
 from deployments.api.services import Services
 from pipelines import audio
@@ -258,7 +259,10 @@ async def accept_job(
     kind: str,
     validate: Validator,
 ) -> JSONResponse:
-    """Validate, store the input, write the ``queued`` record, hand the job over: 202."""
+    """Validate, store the input, write the ``queued`` record, hand the job over: 202.
+
+    With an ``Idempotency-Key`` that another request claimed first, its job instead.
+    """
     try:
         params, info = await validate(job_request)
         source = await job_request.store_input(services, services.args.limits.max_audio_seconds)
@@ -267,6 +271,9 @@ async def accept_job(
     record = JobRecord(
         job_id=new_job_id(), kind=kind, owner=owner, params=params, input=source, info=info
     )
+    if (earlier := await admission.claim(request, services, record)) is not None:
+        return earlier
     await asyncio.to_thread(services.jobs.save, record)
+    await admission.accepted(services, record)
     await services.launcher.submit(kind, record.job_id)
     return JSONResponse(present(request, services, record), status_code=202)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from deployments.api.admission import admit
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.submission import (
     JobRequest,
@@ -39,5 +40,7 @@ async def create_transcription(
         params = checked_transcription(services, TranscriptionParams.model_validate(job.params))
         return params.model_dump(), {"model": params.model}
 
+    if (replay := await admit(request, services, owner, "transcription")) is not None:
+        return replay
     job_request = await read_job_request(request, services, owner)
     return await accept_job(request, services, owner, job_request, "transcription", validate)

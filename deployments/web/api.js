@@ -10,6 +10,33 @@ export class ApiError extends Error {
 }
 
 const UNREACHABLE = "The server cannot be reached. Check the connection and try again.";
+const KEY_ITEM = "stemscribe-api-key";
+
+// The API key, when the server asks for one: kept for this tab only.
+let apiKey = sessionStorage.getItem(KEY_ITEM) || "";
+let unauthorized = () => {};
+
+export function setApiKey(key) {
+  apiKey = key;
+  if (key) sessionStorage.setItem(KEY_ITEM, key);
+  else sessionStorage.removeItem(KEY_ITEM);
+}
+
+export function hasApiKey() {
+  return apiKey !== "";
+}
+
+// Called with the ApiError of every 401, so the page can ask for a key.
+export function onUnauthorized(handler) {
+  unauthorized = handler;
+}
+
+// EventSource and WebSocket cannot send headers: the key goes as ?token= there.
+export function withToken(url) {
+  const parsed = new URL(url, document.baseURI);
+  if (apiKey) parsed.searchParams.set("token", apiKey);
+  return parsed.href;
+}
 
 // URLs relative to the page, so the app also works under a route prefix.
 export function apiUrl(path) {
@@ -36,14 +63,17 @@ async function errorFrom(response) {
 }
 
 async function request(path, options = {}) {
+  const headers = { ...options.headers, ...(apiKey && { Authorization: `Bearer ${apiKey}` }) };
   let response;
   try {
-    response = await fetch(apiUrl(path), options);
+    response = await fetch(apiUrl(path), { ...options, headers });
   } catch {
     throw new ApiError(UNREACHABLE);
   }
-  if (!response.ok) throw await errorFrom(response);
-  return response.json();
+  if (response.ok) return response.json();
+  const error = await errorFrom(response);
+  if (response.status === 401) unauthorized(error);
+  throw error;
 }
 
 export function getJson(path) {
@@ -59,6 +89,7 @@ export function postJson(path, body) {
 }
 
 // PUT the file to its presigned URL with XHR, the one browser API with upload progress.
+// The URL is its own permission: no API key goes to storage.
 export function putFile(url, file, headers, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -103,7 +134,7 @@ function uploadError(xhr) {
 // Follow a job's Server-Sent Events until its final `result` event (the job view).
 export function followJob(eventsUrl, { onStatus, onProgress }) {
   return new Promise((resolve, reject) => {
-    const source = new EventSource(eventsUrl);
+    const source = new EventSource(withToken(eventsUrl));
     let failures = 0;
     const data = (event) => JSON.parse(event.data);
     source.addEventListener("status", (event) => {

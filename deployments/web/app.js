@@ -1,7 +1,10 @@
 // The page: pick a file and a job, upload it straight to storage, follow the job's
 // events, then play and download what it made. Live captions live in captions.js.
 
-import { ApiError, apiUrl, followJob, getJson, postJson, putFile, sameOriginPath } from "./api.js";
+import {
+  ApiError, apiUrl, followJob, getJson, hasApiKey, onUnauthorized, postJson, putFile,
+  sameOriginPath, setApiKey,
+} from "./api.js";
 import { setupCaptions } from "./captions.js";
 import {
   el, percent, renderArchive, renderStems, renderTranscript, renderTranscriptFiles,
@@ -80,7 +83,7 @@ async function loadModels() {
     catalogue = await getJson("v1/models");
   } catch (error) {
     showError(error);
-    return;
+    return false;
   }
   const separation = catalogue.separation.models.map((m) => m.name);
   const transcription = catalogue.transcription.models.map((m) => m.name);
@@ -88,6 +91,7 @@ async function loadModels() {
   fillSelect($("transcription-model"), transcription, catalogue.transcription.default);
   fillSelect($("live-model"), transcription, catalogue.transcription.default);
   renderStemChoices();
+  return true;
 }
 
 // The job's parameters, as DESIGN's API takes them; null (and a message) when unusable.
@@ -224,7 +228,25 @@ function setupDrop() {
   });
 }
 
+// Shown when the server answers 401 (or a key is already kept); a new key reloads the models.
+function setupKey() {
+  const form = $("key-form");
+  form.hidden = !hasApiKey();
+  onUnauthorized(() => {
+    form.hidden = false;
+    $("api-key").focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setApiKey($("api-key").value.trim());
+    clearError();
+    say("Key saved. Loading the models…");
+    if (await loadModels()) say("Pick a file to begin.");
+  });
+}
+
 function main() {
+  setupKey();
   $("job-form").addEventListener("submit", onSubmit);
   $("file").addEventListener("change", showChosenFile);
   for (const radio of document.querySelectorAll('input[name="mode"]')) {

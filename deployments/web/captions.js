@@ -1,6 +1,8 @@
 // Live captions: microphone → AudioWorklet (16 kHz PCM16) → WebSocket → captions.
 // Partial text (may still change) shows in grey after the finals (which never change).
 
+import { withToken } from "./api.js";
+
 const RATE = 16000;
 // Whisper does best on the raw voice: no noise suppression, whose artefacts cost
 // words; echo cancellation stays on for people who have something playing.
@@ -51,7 +53,7 @@ class CaptionSession {
     const url = new URL(this.socketUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.search = new URLSearchParams({ sample_rate: rate, encoding: "pcm_s16le", model }).toString();
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(withToken(url.href));
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => this.receive(JSON.parse(event.data));
     socket.onclose = (event) => this.closed(event);

@@ -2,12 +2,12 @@
 
 Each key is one small object ``idempotency/{tenant}/{sha256(key)}.json`` holding
 the job it created, written after the request was validated and its input stored,
-and before the job is saved and handed over. Storage offers no create-if-absent,
-so `claim` is "first writer wins" by look, write, re-read: a request that finds
-another job under the key (before or after writing) answers with that job. Two
-requests that both write before either re-reads can still each start a job; the
-window is one storage round trip, and it only opens for duplicates sent at the
-same instant.
+and before the job is saved and handed over. `claim` is "first writer wins": on a
+backend with compare-and-swap writes (``pipelines.storage.conditional``: both
+built-in backends) exactly one of several racing requests binds the key and the
+others answer with its job. On a backend without them it is look, write, re-read,
+and two duplicates sent at the same instant can each start a job (the window is
+one storage round trip).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pipelines.errors import NotFound
 from pipelines.jobs.active import tenant_hash
 from pipelines.storage import Storage
+from pipelines.storage.conditional import conditional
 
 PREFIX = "idempotency/"
 TTL_SECONDS = 24 * 3600
@@ -35,6 +36,18 @@ class IdempotentJob:
     kind: str
     created_at: float
 
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> IdempotentJob | None:
+        """The binding, or None for an object that is not one."""
+        try:
+            raw = json.loads(data)
+            return cls(str(raw["job_id"]), str(raw["kind"]), float(raw["created_at"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
 
 class IdempotencyKeys:
     """Key → job bindings of every tenant, in the job store's storage."""
@@ -43,16 +56,12 @@ class IdempotencyKeys:
         self._storage = storage
         self._ttl = ttl_seconds
 
-    def lookup(self, owner: str, key: str, now: float | None = None) -> IdempotentJob | None:
+    def lookup(self, owner: str, key: str) -> IdempotentJob | None:
         """The live binding of ``key`` for ``owner``, or None (never used, or expired)."""
         try:
-            raw = json.loads(self._storage.get(self._key(owner, key)))
-            entry = IdempotentJob(str(raw["job_id"]), str(raw["kind"]), float(raw["created_at"]))
-        except (NotFound, ValueError, KeyError, TypeError):
+            return self._live(IdempotentJob.from_json(self._storage.get(self._key(owner, key))))
+        except NotFound:
             return None
-        if (time.time() if now is None else now) - entry.created_at >= self._ttl:
-            return None
-        return entry
 
     def claim(
         self,
@@ -63,14 +72,45 @@ class IdempotencyKeys:
     ) -> IdempotentJob:
         """Bind ``key`` to ``job`` unless a live binding exists; returns the binding that holds.
 
-        ``stale`` says whether an existing binding may be replaced (its job is gone).
+        ``stale`` says whether an existing live binding may be replaced (its job is gone).
         """
-        existing = self.lookup(owner, key)
+        path = self._key(owner, key)
+        try:
+            store = conditional(self._storage)
+        except TypeError:
+            existing = self.lookup(owner, key)
+            if existing is not None and not stale(existing):
+                return existing
+            self._storage.put(path, job.to_json(), "application/json")
+            return self.lookup(owner, key) or job
+        try:
+            current = store.get_versioned(path)
+        except NotFound:
+            current = None
+        existing = self._live(IdempotentJob.from_json(current.data)) if current else None
         if existing is not None and not stale(existing):
             return existing
-        body = json.dumps(asdict(job)).encode()
-        self._storage.put(self._key(owner, key), body, "application/json")
-        return self.lookup(owner, key) or job
+        version = current.version if current else None
+        if store.put_if(path, job.to_json(), version, "application/json") is not None:
+            return job
+        return self.lookup(owner, key) or job  # another request bound it first
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete bindings older than the TTL (a listing, no reads); how many went.
+
+        For a periodic sweeper: expired bindings are already ignored, this only
+        reclaims their space.
+        """
+        cutoff = (time.time() if now is None else now) - self._ttl
+        old = [o.key for o in self._storage.list(PREFIX) if o.modified.timestamp() < cutoff]
+        for key in old:
+            self._storage.delete(key)
+        return len(old)
+
+    def _live(self, entry: IdempotentJob | None) -> IdempotentJob | None:
+        if entry is None or time.time() - entry.created_at >= self._ttl:
+            return None
+        return entry
 
     @staticmethod
     def _key(owner: str, key: str) -> str:

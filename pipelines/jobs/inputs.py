@@ -10,8 +10,9 @@ from typing import Any
 
 from config import LimitsArgs
 from pipelines.fetch import fetch_url
+from pipelines.jobs.lease import JobLease
 from pipelines.jobs.records import JobRecord, JobStore
-from pipelines.jobs.runner import JobContext, run_job
+from pipelines.jobs.runner import HEARTBEAT_SECONDS, JobContext, run_job
 from pipelines.storage import Storage
 
 FileBody = Callable[[JobContext, Path], Awaitable[None]]
@@ -47,8 +48,10 @@ async def run_file_job(
     body: FileBody,
     *,
     allow_private_urls: bool = False,
+    lease: JobLease | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> JobRecord:
-    """Run ``body`` on the job's input as a local file; the record ends final."""
+    """Run ``body`` on the job's input as a local file; the record ends final (see ``run_job``)."""
     with tempfile.TemporaryDirectory(prefix="stemscribe-") as folder:
 
         async def job(ctx: JobContext) -> None:
@@ -62,4 +65,4 @@ async def run_file_job(
             )
             await body(ctx, source)
 
-        return await run_job(store, record, job)
+        return await run_job(store, record, job, lease=lease, heartbeat_seconds=heartbeat_seconds)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines import audio
 from pipelines.errors import InvalidRequest, UnknownModel, UnknownStem
 
 
@@ -52,6 +53,7 @@ class SeparationParams(BaseModel):
                 f"its stems: {', '.join(sources)}.",
                 details={"stems": sources},
             )
+        audio.check_output(self.format, self.bit_depth, self.mp3_bitrate)  # not after the work
         if self.shifts > max_shifts:
             raise InvalidRequest(
                 f"shifts must be at most {max_shifts}.", details={"field": "shifts"}

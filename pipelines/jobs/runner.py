@@ -15,12 +15,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pipelines.errors import JobCancelled, StemscribeError
+from pipelines.errors import JobCancelled, StemscribeError, StorageUnavailable
+from pipelines.jobs.lease import JobLease, LeaseLost
 from pipelines.jobs.records import JobRecord, JobStatus, JobStore, OutputFile, output_key
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+FINAL_SAVE_TRIES = 3
 
 
 class JobContext:
@@ -33,13 +35,18 @@ class JobContext:
         *,
         save_interval: float = 0.5,
         cancel_interval: float = 1.0,
+        lease: JobLease | None = None,
+        renew_interval: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.store = store
         self.storage = store.storage
         self.record = record
+        self.lease = lease
         self._save_interval = save_interval
         self._cancel_interval = cancel_interval
+        self._renew_interval = renew_interval
         self._last_save = 0.0
+        self._last_renewal = time.monotonic()
         self._last_cancel_check = 0.0
         self._save_lock = asyncio.Lock()
         self._span = (0.0, 1.0)
@@ -48,11 +55,22 @@ class JobContext:
     def job_id(self) -> str:
         return self.record.job_id
 
-    async def save(self) -> None:
+    async def save(self, *, renew: bool = False) -> None:
+        """Write the record (renewing the lease first when due); ``LeaseLost`` if taken over."""
         async with self._save_lock:  # one write at a time, so records never go backwards
+            await self._renew_lease(force=renew)
             self.record.heartbeat_at = time.time()
             self._last_save = time.monotonic()
             await asyncio.to_thread(self.store.save, self.record)
+
+    async def _renew_lease(self, *, force: bool) -> None:
+        if self.lease is None:
+            return
+        if self.lease.lost:
+            raise LeaseLost(f"job {self.job_id}: lease lost")
+        if force or time.monotonic() - self._last_renewal >= self._renew_interval:
+            await asyncio.to_thread(self.lease.renew)
+            self._last_renewal = time.monotonic()
 
     @contextmanager
     def stage(self, start: float, end: float) -> Iterator[None]:
@@ -107,21 +125,39 @@ def _zip(files: dict[str, bytes]) -> bytes:
 JobBody = Callable[[JobContext], Awaitable[None]]
 
 
-async def run_job(store: JobStore, record: JobRecord, body: JobBody) -> JobRecord:
-    """Carry ``record`` to a final state; never raises for the job's own failures."""
-    ctx = JobContext(store, record)
+async def run_job(
+    store: JobStore,
+    record: JobRecord,
+    body: JobBody,
+    *,
+    lease: JobLease | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> JobRecord:
+    """Carry ``record`` to a final state; never raises for the job's own failures.
+
+    With a ``lease`` every record write first renews it (at most every
+    ``heartbeat_seconds``); once another replica has taken the job over, the body
+    stops at its next write and nothing more is written. A job is always run from
+    the start: outputs of an interrupted attempt are replaced.
+    """
+    ctx = JobContext(store, record, lease=lease, renew_interval=heartbeat_seconds)
     record.status = JobStatus.RUNNING
     record.started_at = time.time()
+    record.finished_at = None
     record.attempts += 1
     record.progress = 0.0
     record.error = None
+    record.outputs, record.archive = [], None
     await ctx.save()
     stop = asyncio.Event()
-    beat = asyncio.create_task(_heartbeat(ctx, stop))
+    beat = asyncio.create_task(_heartbeat(ctx, stop, heartbeat_seconds))
     try:
         await body(ctx)
         _finish(record, JobStatus.SUCCEEDED)
         record.progress = 1.0
+    except LeaseLost:
+        log.warning("job %s was taken over by another replica; stopping", record.job_id)
+        return record
     except JobCancelled:
         await asyncio.to_thread(store.delete_outputs, record.job_id)
         record.outputs, record.archive = [], None
@@ -135,8 +171,28 @@ async def run_job(store: JobStore, record: JobRecord, body: JobBody) -> JobRecor
     finally:
         stop.set()
         await beat  # a heartbeat write in flight must land before the final one
-    await ctx.save()
+    await _save_final(ctx)
     return record
+
+
+async def _save_final(ctx: JobContext) -> None:
+    """The final record, retried longest: without it the job would run again.
+
+    Each try is a full storage retry budget. If storage stays away for all of them the
+    record stays ``running`` with a stale heartbeat, and the reaper takes the job up
+    again once storage is back.
+    """
+    for attempt in range(1, FINAL_SAVE_TRIES + 1):
+        try:
+            await ctx.save(renew=True)
+            return
+        except LeaseLost:
+            log.warning("job %s was taken over before its final record", ctx.job_id)
+            return
+        except StorageUnavailable:
+            if attempt == FINAL_SAVE_TRIES:
+                raise
+            log.warning("job %s: final record not written yet (try %d)", ctx.job_id, attempt)
 
 
 def _finish(record: JobRecord, status: JobStatus, error: dict[str, Any] | None = None) -> None:
@@ -145,11 +201,17 @@ def _finish(record: JobRecord, status: JobStatus, error: dict[str, Any] | None =
     record.error = error
 
 
-async def _heartbeat(ctx: JobContext, stop: asyncio.Event) -> None:
-    """Keeps ``heartbeat_at`` fresh during long silent steps (decode, encode)."""
+async def _heartbeat(ctx: JobContext, stop: asyncio.Event, interval: float) -> None:
+    """Keeps ``heartbeat_at`` (and the lease) fresh during long silent steps (decode, encode)."""
     while not stop.is_set():
         try:
-            await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+            await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:
-            if time.time() - (ctx.record.heartbeat_at or 0) >= HEARTBEAT_SECONDS:
+            if time.time() - (ctx.record.heartbeat_at or 0) < interval:
+                continue
+            try:
                 await ctx.save()
+            except LeaseLost:
+                return  # the body stops at its own next write
+            except StorageUnavailable as exc:
+                log.warning("job %s: heartbeat not written (%s)", ctx.job_id, exc)

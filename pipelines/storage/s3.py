@@ -121,7 +121,7 @@ class S3Storage:
     ) -> str | None:
         """``PutObject`` with ``If-None-Match: *`` or ``If-Match``; ``None`` if it lost."""
         validate_key(key)
-        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        condition: Any = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
         ctype = content_type or guess_content_type(key)
         with self._translated(key):
             try:

@@ -113,3 +113,14 @@ def test_internal_urls_are_refused(client: TestClient) -> None:
 def test_unknown_route_and_method(client: TestClient) -> None:
     error_of(client.get("/v1/nothing-here"), 404, "not_found")
     error_of(client.put("/v1/jobs"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"format": "flac", "bit_depth": "32"}, "bit_depth"), ({"mp3_bitrate": "33"}, "mp3_bitrate")],
+)
+def test_output_options_the_format_cannot_take_are_400_before_the_job(
+    client: TestClient, small_wav: bytes, fields: dict[str, str], field: str
+) -> None:
+    response = post_file(client, small_wav, **{"format": "mp3", **fields})
+    assert error_of(response, 400, "invalid_request")["details"]["field"] == field

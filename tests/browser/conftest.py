@@ -2,9 +2,10 @@
 
 The app runs under ``serve.run`` as in the serve tier, but with ``local`` storage:
 the page then uploads to, plays from and downloads from its own origin, the way a
-one-machine deployment serves it. (With S3 the browser talks to the bucket
-directly, which needs CORS on the bucket: see docs/WEB.md.) The app takes the
-serve tier's name and route ``/``; tiers run in order, so that tier is done.
+one-machine deployment serves it. ``test_s3_storage.py`` runs it on SeaweedFS
+instead, where the browser talks to the bucket directly. Each module deploys its
+own app under the serve tier's name and route ``/`` (tiers run in order, so that
+tier is done; only one app can own ``/``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    FilePayload,
+    Locator,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 from ray import serve
 
 from config import Settings
@@ -36,7 +47,7 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
-DESKTOP = {"width": 900, "height": 900}
+DESKTOP: ViewportSize = {"width": 900, "height": 900}
 
 
 def launch(playwright: Playwright, *extra_args: str) -> Browser:
@@ -48,22 +59,56 @@ def launch(playwright: Playwright, *extra_args: str) -> Browser:
     )
 
 
-def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
-    """Save ``docs/screenshots/{name}.png`` (overwritten on every run)."""
+def choose_file(page: Page, name: str, data: bytes, mime: str) -> None:
+    """Put an in-memory file into the page's file input, as picking it would."""
+    payload: FilePayload = {"name": name, "mimeType": mime, "buffer": data}
+    page.set_input_files("#file", files=[payload])
+
+
+def use_api_key(page: Page, key: str) -> None:
+    """Answer the page's request for a key, as a person would, and wait for the models."""
+    expect(page.locator("#error")).to_have_text(
+        "An API key is required: send Authorization: Bearer <key>."
+    )
+    expect(page.locator("#api-key")).to_be_focused()
+    page.keyboard.type(key)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#separation-model option", state="attached")
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def screenshot(target: Page | Locator, name: str) -> None:
+    """Save ``docs/screenshots/{name}.png`` of a tab's viewport or of one element."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
+    target.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def deploy(base_url: str, model_repo: Path, settings: Settings) -> Iterator[str]:
+    """Run the app with ``settings`` as the page's server while the caller's scope lasts."""
+    serve.run(compose(serve_args(model_repo), settings), name=APP, route_prefix="/")
+    wait_ready(base_url)
+    yield base_url
+    serve.delete(APP)
 
 
 @pytest.fixture(scope="session")
-def web_app(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of the app with local storage; the page is its ``GET /``."""
+def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("browser-models")
     save_random_htdemucs(repo, "tiny_htdemucs", seed=11, **TINY_HTDEMUCS)
-    settings = Settings(storage_backend="local", data_dir=tmp_path_factory.mktemp("browser-data"))
-    serve.run(compose(serve_args(repo), settings), name=APP, route_prefix="/")
-    wait_ready(ray_cluster)
-    yield ray_cluster
-    serve.delete(APP)
+    return repo
+
+
+def local_settings(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Settings:
+    data_dir = tmp_path_factory.mktemp("browser-data")
+    return Settings(storage_backend="local", data_dir=data_dir, **overrides)
+
+
+@pytest.fixture(scope="module")
+def web_app(
+    ray_cluster: str, model_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Base URL of the app with local storage and no API keys; the page is its ``GET /``."""
+    yield from deploy(ray_cluster, model_repo, local_settings(tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
@@ -81,11 +126,24 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, web_app: str) -> Iterator[Page]:
-    """A fresh desktop-sized tab on the page, its models loaded."""
+    """A fresh desktop-sized tab on the page, its models loaded (or its key asked for).
+
+    Fails the test on an uncaught script error or anything the page's
+    Content-Security-Policy blocked.
+    """
     context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
     tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    tab.on(
+        "console",
+        lambda message: (
+            problems.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     tab.set_default_timeout(30_000)
     tab.goto(web_app + "/")
-    tab.wait_for_selector("#separation-model option", state="attached")
+    tab.wait_for_selector("#separation-model option, #key-form:not([hidden])", state="attached")
     yield tab
     context.close()
+    assert problems == []

@@ -1,7 +1,8 @@
 """Live captions: Chromium's fake microphone plays a speech fixture into the page.
 
 The page records it with an AudioWorklet (16 kHz PCM16) and streams it over the
-WebSocket protocol; the captions it shows are checked against the known text.
+WebSocket protocol (the app asks for API keys: the page sends its key as
+``?token=``); the captions it shows are checked against the known text.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from tests.browser.conftest import DESKTOP, launch, screenshot
+from tests.browser.conftest import deploy, launch, local_settings, screenshot, use_api_key
 from tests.speech import TRANSCRIPTS, speech_path
 from tests.wer import word_error_rate
 
@@ -23,8 +24,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 FIXTURE = "story"
 LEAD_SECONDS = 1.5  # silence first: the page starts listening a moment after the device
 TAIL_SECONDS = 1.0
-CAPTION_WER_BOUND = 0.15
-"""Measured 0.06 (baker→maker, bread→red, traveller→traveler, as offline tiny.en)."""
+CAPTION_WER_BOUND = 0.20
+"""Measured 0.06 to 0.14 over a dozen runs, both resampling paths alike: always baker→maker,
+bread→red, traveller→traveler (as offline tiny.en), plus one to four words that depend
+on where the real-time windows fall ("him into"→"given to", "Once"→"One")."""
 
 
 def padded_copy(source: Path, target: Path) -> float:
@@ -41,6 +44,17 @@ def padded_copy(source: Path, target: Path) -> float:
         writer.setframerate(rate)
         writer.writeframes(lead + speech + tail)
     return (len(lead) + len(speech) + len(tail)) / 2 / rate
+
+
+API_KEY = "caption-tier-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def web_app(
+    ray_cluster: str, model_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    settings = local_settings(tmp_path_factory, api_keys=f"captions:{API_KEY}")
+    yield from deploy(ray_cluster, model_repo, settings)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +96,10 @@ window.AudioContext = class extends BrowserAudioContext {
 def test_microphone_captions_show_the_spoken_words(
     page: Page, microphone: tuple[Path, float], resampler: str
 ) -> None:
+    use_api_key(page, API_KEY)
     if resampler == "worklet":
         page.add_init_script(DEVICE_RATE_ONLY)
-        page.reload()
+        page.reload()  # the key stays: the page keeps it for the tab
         page.wait_for_selector("#live-model option", state="attached")
     with page.expect_websocket() as opened:
         page.click("#live-start")
@@ -103,7 +118,7 @@ def test_microphone_captions_show_the_spoken_words(
             break
         page.wait_for_timeout(100)  # polled here: the page's CSP forbids evaluating strings
     if resampler == "browser":
-        screenshot(page, "captions")
+        screenshot(page.locator("section.live"), "captions")
     colours = [
         page.eval_on_selector(s, "e => getComputedStyle(e).color")
         for s in ("#captions-final", "#captions-partial")

@@ -12,14 +12,14 @@ from playwright.sync_api import Page, expect
 
 from pipelines import audio
 from tests.audio_factory import sine_mix
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import choose_file, screenshot
 from tests.speech import TRANSCRIPTS, WER_BOUND, speech_path
 from tests.wer import word_error_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 STEMS = ["drums", "bass", "other", "vocals"]
-TIMESTAMP = re.compile(r"^\d+:\d\d\.\d – \d+:\d\d\.\d$")
+TIMESTAMP = re.compile(r"^\d+:\d\d\.\d \N{EN DASH} \d+:\d\d\.\d$")
 
 PLAY = """async (audio) => {
   await audio.play();
@@ -28,10 +28,6 @@ PLAY = """async (audio) => {
   audio.pause();
   return { started, now: audio.currentTime, readyState: audio.readyState };
 }"""
-
-
-def choose_file(page: Page, name: str, data: bytes, mime: str) -> None:
-    page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
 def test_separate_a_song_play_a_stem_and_download_the_zip(page: Page) -> None:
@@ -43,6 +39,11 @@ def test_separate_a_song_play_a_stem_and_download_the_zip(page: Page) -> None:
 
     expect(page.locator("#upload-text")).to_have_text("100 %")
     expect(page.locator("#job-label")).to_have_text("Separating")
+    bar = page.locator("#job-bar")
+    for _ in range(100):  # the picture: a job part-way, if it is not done too soon
+        if float(bar.get_attribute("value") or 0) > 0 or page.is_visible("#result"):
+            break
+        page.wait_for_timeout(100)
     screenshot(page, "progress")
     expect(page.locator("#job-text")).to_have_text("100 %", timeout=120_000)
     expect(page.locator("#status")).to_have_text("Done.")
@@ -54,7 +55,7 @@ def test_separate_a_song_play_a_stem_and_download_the_zip(page: Page) -> None:
     assert sorted(names) == sorted(STEMS)
     played = players.first.evaluate(PLAY)
     assert played["readyState"] >= 2 and played["now"] > played["started"]
-    screenshot(page, "result", full_page=True)
+    screenshot(page.locator("#result"), "result")
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download all stems (ZIP)").click()
@@ -79,4 +80,5 @@ def test_transcribe_speech_shows_the_text_with_timestamps(page: Page) -> None:
         link = page.locator("#transcript-files").get_by_role("link", name=label, exact=True)
         expect(link).to_have_attribute("href", re.compile(r"/v1/files/"))
     expect(page.locator("#job-text")).to_have_text("100 %")
-    screenshot(page, "transcript", full_page=True)
+    page.locator("#result").scroll_into_view_if_needed()
+    screenshot(page, "transcript")

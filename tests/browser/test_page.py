@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import choose_file, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 NOT_AUDIO = b"These bytes are a text file, not audio at all.\n" * 64
 
 
@@ -43,8 +43,7 @@ def test_undecodable_file_shows_the_api_sentence_not_its_code(page: Page, web_ap
     assert refused.status_code == 415
     message = refused.json()["error"]["message"]
 
-    page.set_input_files("#file", files=[{"name": "notes.mp3", "mimeType": "audio/mpeg",
-                                          "buffer": NOT_AUDIO}])  # fmt: skip
+    choose_file(page, "notes.mp3", NOT_AUDIO, "audio/mpeg")
     page.click("#start")
     error = page.locator("#error")
     expect(error).to_be_visible(timeout=60_000)
@@ -54,8 +53,7 @@ def test_undecodable_file_shows_the_api_sentence_not_its_code(page: Page, web_ap
 
 def test_refused_upload_shows_the_api_sentence(page: Page) -> None:
     too_big = bytes(9 * 1024 * 1024)  # the serve args allow 8 MB
-    page.set_input_files("#file", files=[{"name": "big.wav", "mimeType": "audio/wav",
-                                          "buffer": too_big}])  # fmt: skip
+    choose_file(page, "big.wav", too_big, "audio/wav")
     page.click("#start")
     error = page.locator("#error")
     expect(error).to_have_text(f"The file is {len(too_big)} bytes; the upload limit is "

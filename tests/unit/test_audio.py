@@ -347,3 +347,29 @@ def test_clip_modes_keep_within_range(stereo: np.ndarray) -> None:
     assert np.array_equal(audio.clip(stereo, "rescale"), stereo)  # quiet: unchanged
     with pytest.raises(InvalidRequest):
         audio.clip(stereo, "tanh")  # type: ignore[arg-type]
+
+
+def test_eight_channels_decode_to_the_first_two() -> None:
+    # Planar frames of 8 or more channels once made PyAV read past their planes (a segfault).
+    wav = factory.sine_mix(0.5, SR, channels=8)
+    data = audio.encode(wav, SR, format="wav", bit_depth=32)
+    assert audio.probe(data).channels == 8
+    assert decode(data).tobytes() == wav[:2].tobytes()
+    np.testing.assert_allclose(decode(data, channels=1)[0], wav.mean(axis=0), atol=1e-6)
+
+
+def test_nan_and_infinite_samples_are_unsupported(stereo: np.ndarray) -> None:
+    for value in (np.nan, np.inf):
+        wav = stereo.copy()
+        wav[1, 1000] = value
+        data = audio.encode(wav, SR, format="wav", bit_depth=32)
+        with pytest.raises(UnsupportedAudio, match="NaN or infinite"):
+            decode(data)
+
+
+def test_an_impossible_sample_rate_is_unsupported(stereo: np.ndarray) -> None:
+    data = bytearray(audio.encode(stereo, SR))
+    data[24:28] = (2**31 - 1).to_bytes(4, "little")  # the fmt chunk's sample rate
+    for call in (audio.probe, decode):
+        with pytest.raises(UnsupportedAudio, match="sample rate"):
+            call(bytes(data))

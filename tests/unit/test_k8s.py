@@ -45,7 +45,7 @@ APP_METRICS = {
     "stemscribe_storage_errors_total": "counter",
 }
 # In the Secret template ahead of the config.Settings field that will read it.
-SETTINGS_PENDING = {"STEMSCRIBE_API_KEYS"}
+SETTINGS_PENDING: set[str] = set()
 
 Doc = dict[str, Any]
 

@@ -1,0 +1,51 @@
+"""``JobsArgs``: how interrupted jobs are recovered and how long finished ones are kept."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class JobsArgs(BaseModel):
+    """The reaper and the sweeper, run by every JobCoordinator replica."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stale_after_seconds: float = Field(
+        default=90.0,
+        ge=1.0,
+        description="A running job whose heartbeat is older than this (or a queued job "
+        "accepted this long ago that never started) is run again by the reaper. It is also "
+        "the lifetime of a job's lease; running jobs heartbeat every quarter of it. Keep "
+        "it above the storage retry budget (STEMSCRIBE_STORAGE_RETRY_SECONDS).",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Starts a job gets; a job interrupted this many times (its replica "
+        "died, or storage stayed away) is marked failed with `job_abandoned`.",
+    )
+    reaper_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often each coordinator replica looks for stale jobs."
+    )
+    retention_hours: float | None = Field(
+        default=168.0,
+        gt=0,
+        description="Finished jobs (record and outputs) and uploads older than this are "
+        "deleted. Null keeps everything (then set S3 lifecycle rules instead).",
+    )
+    sweep_interval_seconds: float = Field(
+        default=900.0, gt=0, description="How often each coordinator replica sweeps."
+    )
+
+    @model_validator(mode="after")
+    def _reaper_faster_than_staleness(self) -> JobsArgs:
+        if self.reaper_interval_seconds > self.stale_after_seconds:
+            raise ValueError(
+                f"jobs.reaper_interval_seconds ({self.reaper_interval_seconds}) must not "
+                f"exceed jobs.stale_after_seconds ({self.stale_after_seconds}); lower it"
+            )
+        return self
+
+    @property
+    def retention_seconds(self) -> float | None:
+        return None if self.retention_hours is None else self.retention_hours * 3600

@@ -1,0 +1,35 @@
+"""Serve plumbing of job recovery: who this replica is, and how a job is handed out again."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from ray import serve
+from ray.serve.exceptions import RayServeException
+
+
+def replica_name() -> str:
+    """This replica's full id (also its actor name in the ``serve`` namespace).
+
+    Outside a replica (tests that build a deployment class directly): a unique local name.
+    """
+    try:
+        return str(serve.get_replica_context().replica_id.to_full_id_str())
+    except RayServeException:
+        return f"local-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class SelfCaller:
+    """Calls ``run`` on this replica's own deployment (any replica), through Serve."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    async def run(self, job_id: str) -> str:
+        if self._handle is None:
+            context = serve.get_replica_context()
+            self._handle = serve.get_deployment_handle(context.deployment, context.app_name)
+        status: str = await self._handle.run.remote(job_id)
+        return status
