@@ -51,13 +51,13 @@ class Tally:
     """Every request made: what, how it ended, how long it took."""
 
     requests: Counter[str] = field(default_factory=Counter)
-    outcomes: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     status_latency: list[float] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
 
     def record(self, kind: str, outcome: str, seconds: float) -> None:
         self.requests[kind] += 1
-        self.outcomes[outcome] += 1
+        self.outcomes[kind, outcome] += 1
         if kind == "status":
             self.status_latency.append(seconds)
 
@@ -96,16 +96,22 @@ async def timed(tally: Tally, kind: str, call: Any) -> httpx.Response | None:
 
 
 async def follow(client: httpx.AsyncClient, tally: Tally, job_id: str, until: float) -> None:
-    """One SSE follow: until the job's ``result`` event or the end of the run."""
+    """One SSE follow: until the job's ``result`` event, or cut at the end of the run."""
     start = time.perf_counter()
-    outcome = "200"
-    try:
-        timeout = max(1.0, until - time.monotonic())
-        async with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=timeout) as stream:
+    outcome = "cut at the end of the run"
+
+    async def read() -> None:
+        nonlocal outcome
+        async with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
             outcome = str(stream.status_code)
             async for line in stream.aiter_lines():
-                if line.startswith("event: result") or time.monotonic() > until:
-                    break
+                if line.startswith("event: result"):
+                    return
+
+    try:
+        await asyncio.wait_for(read(), max(0.1, until - time.monotonic()))
+    except TimeoutError:
+        pass
     except httpx.HTTPError as exc:
         outcome = type(exc).__name__
     tally.record("events", outcome, time.perf_counter() - start)
@@ -168,8 +174,11 @@ def report(
 ) -> str:
     total = sum(tally.requests.values())
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(tally.requests.items()))
-    outcomes = "\n".join(f"| {code} | {n} |" for code, n in sorted(tally.outcomes.items()))
+    outcomes = "\n".join(
+        f"| {k} | {code} | {n} |" for (k, code), n in sorted(tally.outcomes.items())
+    )
     latency = tally.status_latency
+    errors = sum(n for (_, o), n in tally.outcomes.items() if not o.startswith(("2", "cut")))
     jobs = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
     return f"""## Load: {opts.clients} clients for {opts.seconds:.0f} s on loopback
 
@@ -182,12 +191,13 @@ streams 17 s of speech at real time alongside.
 | | |
 |---|---|
 | requests | {total} ({total / opts.seconds:.1f}/s): {kinds} |
+| errors (not 2xx) | {errors} |
 | status calls p50 / p95 | {percentile(latency, 50) * 1000:.0f} ms / {percentile(latency, 95) * 1000:.0f} ms |
 | jobs submitted | {len(tally.jobs)}; after up to {opts.drain:.0f} s of draining: {jobs} |
 | live session | {len(session.finals)} finals, closed: {session.closed_reason}, {len(session.errors)} errors |
 
-| outcome (HTTP status or client error) | requests |
-|---|---|
+| request | outcome (HTTP status or client error) | count |
+|---|---|---|
 {outcomes}
 
 Machine: {machine()}

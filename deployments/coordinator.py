@@ -23,15 +23,13 @@ from ray.serve.handle import DeploymentHandle
 from config import AppArgs, Settings
 from deployments.clients import TranscriberClient
 from deployments.metrics import JobMeter, MeteredStorage
-from deployments.recovery import SelfCaller, replica_name
+from deployments.recovery import job_maintenance, replica_name
 from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.inputs import FileBody, run_file_job
-from pipelines.jobs.janitor import Janitor
 from pipelines.jobs.kinds import job_body, separation_model_of
 from pipelines.jobs.lease import JobLease
-from pipelines.jobs.maintenance import Maintenance
 from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
 from pipelines.jobs.runner import JobContext
 from pipelines.jobs.separation import SeparationEngine
@@ -62,18 +60,9 @@ class JobCoordinator:
         self._meter = JobMeter()
         self._separators: dict[str, Separator] = {}
         self._loading = asyncio.Lock()
-        jobs = args.jobs
         self._owner = replica_name()
-        self._policy = RecoveryPolicy(jobs.stale_after_seconds, jobs.max_attempts)
-        janitor = Janitor(
-            self._jobs, stale_after=jobs.stale_after_seconds, retention=jobs.retention_seconds
-        )
-        self._maintenance = Maintenance(
-            janitor,
-            SelfCaller().run,
-            reap_interval=jobs.reaper_interval_seconds,
-            sweep_interval=jobs.sweep_interval_seconds,
-        )
+        self._policy = RecoveryPolicy(args.jobs.stale_after_seconds, args.jobs.max_attempts)
+        self._maintenance = job_maintenance(self._jobs, args.jobs)
         with contextlib.suppress(RuntimeError):  # no event loop: started by the first call
             self._maintenance.start()
 

@@ -1,4 +1,5 @@
-"""Serve plumbing of job recovery: who this replica is, and how a job is handed out again."""
+"""Serve plumbing of job recovery: who this replica is, how a job is handed out again,
+and the background maintenance every JobCoordinator replica runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from typing import Any
 
 from ray import serve
 from ray.serve.exceptions import RayServeException
+
+from config import JobsArgs
+from pipelines.jobs import JobStore
+from pipelines.jobs.idempotency import IdempotencyKeys
+from pipelines.jobs.janitor import Janitor
+from pipelines.jobs.maintenance import Maintenance
 
 
 def replica_name() -> str:
@@ -33,3 +40,16 @@ class SelfCaller:
             self._handle = serve.get_deployment_handle(context.deployment, context.app_name)
         status: str = await self._handle.run.remote(job_id)
         return status
+
+
+def job_maintenance(jobs: JobStore, args: JobsArgs) -> Maintenance:
+    """The reaper (stale jobs back through Serve) and the sweeper (retention, and
+    expired idempotency keys) over ``jobs``; call ``start()`` on an event loop."""
+    janitor = Janitor(jobs, stale_after=args.stale_after_seconds, retention=args.retention_seconds)
+    return Maintenance(
+        janitor,
+        SelfCaller().run,
+        reap_interval=args.reaper_interval_seconds,
+        sweep_interval=args.sweep_interval_seconds,
+        also_sweep=[IdempotencyKeys(jobs.storage).expire],
+    )

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pipelines.jobs.janitor import Janitor
@@ -24,7 +24,10 @@ Resubmit = Callable[[str], Awaitable[Any]]
 
 
 class Maintenance:
-    """Reaps every ``reap_interval`` seconds and sweeps every ``sweep_interval``."""
+    """Reaps every ``reap_interval`` seconds and sweeps every ``sweep_interval``.
+
+    ``also_sweep``: more clean-ups run with each sweep, given the current time.
+    """
 
     def __init__(
         self,
@@ -33,9 +36,11 @@ class Maintenance:
         *,
         reap_interval: float,
         sweep_interval: float,
+        also_sweep: Sequence[Callable[[float], object]] = (),
     ) -> None:
         self._janitor = janitor
         self._resubmit = resubmit
+        self._also_sweep = also_sweep
         self._reap_interval = reap_interval
         self._sweep_interval = sweep_interval
         self._next_sweep = 0.0
@@ -68,7 +73,8 @@ class Maintenance:
                 self._retrying[job_id] = task
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self._sweep_interval
-            await asyncio.to_thread(self._janitor.sweep, time.time())
+            for sweep in (self._janitor.sweep, *self._also_sweep):
+                await asyncio.to_thread(sweep, time.time())
 
     async def _retry(self, job_id: str) -> None:
         try:

@@ -91,10 +91,10 @@ class JobContext:
         if time.monotonic() - self._last_save >= self._save_interval:
             await self.save()
 
-    async def check_cancel(self) -> None:
-        """Raise ``JobCancelled`` once a DELETE asked for it (polled, throttled)."""
+    async def check_cancel(self, force: bool = False) -> None:
+        """Raise ``JobCancelled`` once a DELETE asked for it (polled, throttled unless forced)."""
         now = time.monotonic()
-        if now - self._last_cancel_check < self._cancel_interval:
+        if not force and now - self._last_cancel_check < self._cancel_interval:
             return
         self._last_cancel_check = now
         if await asyncio.to_thread(self.store.cancel_requested, self.job_id):
@@ -153,6 +153,7 @@ async def run_job(
     beat = asyncio.create_task(_heartbeat(ctx, stop, heartbeat_seconds))
     try:
         await body(ctx)
+        await ctx.check_cancel(force=True)  # a cancel asked for before the end always wins
         _finish(record, JobStatus.SUCCEEDED)
         record.progress = 1.0
     except LeaseLost:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from config import DeploymentArgs, parse_app_args
 
@@ -39,3 +42,23 @@ def test_invalid_resources_say_what_to_change(resources: dict[str, float], messa
         parse_app_args({"transcriber": {"resources": resources}})
     assert message in str(error.value)
     assert "transcriber" in str(error.value)
+
+
+def _logical_cpus(path: Path) -> float:
+    """CPUs the config's replicas reserve at their starting size."""
+    args = parse_app_args(yaml.safe_load(path.read_text())["applications"][0]["args"])
+    shapes = [args.ingress, args.coordinator, args.demucs_worker, args.transcriber]
+    total = 0.0
+    for shape in shapes:
+        replicas = shape.autoscaling.min_replicas if shape.autoscaling else shape.num_replicas
+        total += shape.num_cpus * max(1, replicas)
+    return total
+
+
+@pytest.mark.parametrize(
+    ("name", "cores"), [("serve_config.offline.yaml", 2), ("serve_config.yaml", 4)]
+)
+def test_shipped_configs_fit_a_small_machine(name: str, cores: int) -> None:
+    """`serve run` on a 2-core box (offline) or a 4-core laptop places every replica."""
+    path = Path(__file__).resolve().parents[2] / name
+    assert _logical_cpus(path) <= cores

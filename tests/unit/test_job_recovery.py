@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from config import DeploymentArgs, JobsArgs
 from pipelines.errors import NotFound, StorageUnavailable
 from pipelines.jobs import JobRecord, JobStatus, JobStore, OutputFile, new_job_id
 from pipelines.jobs.janitor import Janitor
@@ -269,3 +270,16 @@ def test_past_the_budget_the_outage_is_reported(local: LocalStorage) -> None:
         storage.get("a/b")
     assert raised.value.code == "storage_unavailable"
     assert raised.value.details["retried_seconds"] == 5.0 and clock.now == pytest.approx(1005.0)
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+def test_jobs_args_are_checked_and_reach_serve() -> None:
+    with pytest.raises(ValueError, match="reaper_interval_seconds"):
+        JobsArgs(stale_after_seconds=10, reaper_interval_seconds=30)
+    assert JobsArgs(retention_hours=0.5).retention_seconds == 1800
+    assert JobsArgs(retention_hours=None).retention_seconds is None
+    options = DeploymentArgs(graceful_shutdown_timeout_s=3).serve_options()
+    assert options["graceful_shutdown_timeout_s"] == 3
+    assert "graceful_shutdown_timeout_s" not in DeploymentArgs().serve_options()
