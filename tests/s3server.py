@@ -147,9 +147,7 @@ class S3Server:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name="us-east-1",
-            config=Config(
-                signature_version="s3v4", s3={"addressing_style": "path"}, **config
-            ),
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, **config),
         )
 
     def log_tail(self, lines: int = 40) -> str:
@@ -203,15 +201,11 @@ class S3Server:
         }
 
     def _wait_ready(self, timeout: float) -> None:
-        client = self.client(
-            connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}
-        )
+        client = self.client(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1})
         deadline = time.monotonic() + timeout
         while True:
             if not self.running:
-                raise RuntimeError(
-                    f"weed exited during start-up; log tail:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"weed exited during start-up; log tail:\n{self.log_tail()}")
             try:
                 return self._probe(client)
             except (BotoCoreError, ClientError) as exc:

@@ -22,9 +22,7 @@ pytestmark = pytest.mark.unit
 def make_transcript(task: Task = "transcribe") -> Transcript:
     words = [Word(" Hello", 0.0, 0.4, 0.9), Word(" world.", 0.4, 0.9, 0.8)]
     segments = [
-        Segment(
-            0, 0.0, 0.9, " Hello world.", words, -0.2, 0.01, 0.8, 0.0, 0, [50364, 2425]
-        ),
+        Segment(0, 0.0, 0.9, " Hello world.", words, -0.2, 0.01, 0.8, 0.0, 0, [50364, 2425]),
         Segment(
             1,
             1.5,
@@ -64,9 +62,7 @@ def create(response_format: str, granularities: list[str] | None = None) -> Any:
         request["timestamp_granularities"] = granularities
 
     def answer(_: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            200, content=content, headers={"content-type": media_type}
-        )
+        return httpx.Response(200, content=content, headers={"content-type": media_type})
 
     with mock_client(answer) as client:
         return client.audio.transcriptions.create(
@@ -89,9 +85,7 @@ def test_json_is_just_the_text() -> None:
         ("vtt", to_vtt(make_transcript())),
     ],
 )
-def test_text_formats_reach_the_client_unchanged(
-    response_format: str, expected: str
-) -> None:
+def test_text_formats_reach_the_client_unchanged(response_format: str, expected: str) -> None:
     body, media_type = render(make_transcript(), response_format, [])
     assert body == expected and media_type.startswith("text/")
     assert create(response_format) == expected

@@ -79,9 +79,7 @@ class StorageContract:
         assert storage.put(f"{prefix}big.bin", io.BytesIO(data)) == len(data)
         assert storage.get(f"{prefix}big.bin") == data
 
-    def test_overwrite_replaces_bytes_and_type(
-        self, storage: Storage, prefix: str
-    ) -> None:
+    def test_overwrite_replaces_bytes_and_type(self, storage: Storage, prefix: str) -> None:
         storage.put(f"{prefix}k", b"first", content_type="text/plain")
         storage.put(f"{prefix}k", b"2nd", content_type="application/json")
         assert storage.get(f"{prefix}k") == b"2nd"
@@ -133,9 +131,7 @@ class StorageContract:
         with pytest.raises(InvalidRequest):
             storage.stream(f"{prefix}digits", start, end)
 
-    def test_missing_key_is_not_found(
-        self, storage: Storage, prefix: str, tmp_path: Path
-    ) -> None:
+    def test_missing_key_is_not_found(self, storage: Storage, prefix: str, tmp_path: Path) -> None:
         key = f"{prefix}nope/missing.wav"
         for call in (
             lambda: storage.get(key),
@@ -164,10 +160,7 @@ class StorageContract:
             f"{prefix}{k}" for k in ["a-c", "a/b", "a/bc/d", "b/2", "c"]
         ]
         assert [info.size for info in listed] == [3, 3, 6, 3, 1]
-        assert all(
-            isinstance(info, ObjectInfo) and info.content_type is None
-            for info in listed
-        )
+        assert all(isinstance(info, ObjectInfo) and info.content_type is None for info in listed)
         assert sorted(i.key for i in storage.list(f"{prefix}a/b")) == [
             f"{prefix}a/b",
             f"{prefix}a/bc/d",
@@ -191,9 +184,7 @@ class StorageContract:
         storage.download_to(f"{prefix}x.wav", tmp_path / "x.wav")
         assert (tmp_path / "x.wav").read_bytes() == b"RIFF...."
 
-    def test_presigned_urls_expire_after_ttl(
-        self, storage: Storage, prefix: str
-    ) -> None:
+    def test_presigned_urls_expire_after_ttl(self, storage: Storage, prefix: str) -> None:
         before = int(time.time())
         url = storage.presign_get(f"{prefix}x.wav", ttl=120, filename="x.wav")
         upload = storage.presign_put(f"{prefix}up.wav", content_type="audio/wav")
@@ -203,9 +194,7 @@ class StorageContract:
         assert url.to_dict()["expires_at"].endswith("Z")
 
     @pytest.mark.parametrize("ttl", [0, -5, 7 * 24 * 3600 + 1])
-    def test_presign_rejects_bad_ttl(
-        self, storage: Storage, prefix: str, ttl: int
-    ) -> None:
+    def test_presign_rejects_bad_ttl(self, storage: Storage, prefix: str, ttl: int) -> None:
         with pytest.raises(InvalidRequest):
             storage.presign_get(f"{prefix}x", ttl=ttl)
 
@@ -240,9 +229,7 @@ class TestLocalContract(StorageContract):
 
 @pytest.fixture
 def local(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(
-        tmp_path / "data", UrlSigner(SECRET), 600, "https://api.example.com/"
-    )
+    return LocalStorage(tmp_path / "data", UrlSigner(SECRET), 600, "https://api.example.com/")
 
 
 def test_local_layout_hides_sidecars_and_temp_files(local: LocalStorage) -> None:
@@ -371,9 +358,7 @@ class TestUrlSigner:
             ("GET", "k", exp, lambda s: ""),
         ],
     )
-    def test_tampered(
-        self, method: str, key: str, exp: int | str, sig_edit: object
-    ) -> None:
+    def test_tampered(self, method: str, key: str, exp: int | str, sig_edit: object) -> None:
         sig = sig_edit(self.signer.sign("GET", "k", self.exp))  # type: ignore[operator]
         with pytest.raises(InvalidSignature, match="invalid"):
             self.signer.verify(method, key, exp, sig, now=0)
@@ -392,9 +377,7 @@ class TestUrlSigner:
             return real(a, b)
 
         monkeypatch.setattr(hmac, "compare_digest", spy)
-        self.signer.verify(
-            "GET", "k", self.exp, self.signer.sign("GET", "k", self.exp), now=0
-        )
+        self.signer.verify("GET", "k", self.exp, self.signer.sign("GET", "k", self.exp), now=0)
         assert len(calls) == 1
 
     def test_short_secret_refused(self) -> None:
@@ -426,9 +409,7 @@ def test_open_storage_local_with_configured_secret(tmp_path: Path) -> None:
     storage = open_storage(settings)
     assert not (tmp_path / ".signing-secret").exists()
     assert isinstance(storage, LocalStorage)
-    storage.signer.verify(
-        "GET", "k", 5, UrlSigner(b"s" * 32).sign("GET", "k", 5), now=0
-    )
+    storage.signer.verify("GET", "k", 5, UrlSigner(b"s" * 32).sign("GET", "k", 5), now=0)
     assert storage.presign_get("k").url.startswith("http://h/v1/files/k?")
 
 

@@ -80,9 +80,7 @@ def test_presigned_get_with_plain_http(s3: S3Storage, prefix: str) -> None:
 
 def test_presigned_put_then_get(s3: S3Storage, prefix: str) -> None:
     upload = s3.presign_put(f"{prefix}uploads/song.mp3", content_type="audio/mpeg")
-    response = httpx.put(
-        upload.url, content=b"ID3...", headers={"Content-Type": "audio/mpeg"}
-    )
+    response = httpx.put(upload.url, content=b"ID3...", headers={"Content-Type": "audio/mpeg"})
     assert response.status_code == 200, response.text
     assert s3.get(f"{prefix}uploads/song.mp3") == b"ID3..."
     assert s3.stat(f"{prefix}uploads/song.mp3").content_type == "audio/mpeg"
@@ -90,9 +88,7 @@ def test_presigned_put_then_get(s3: S3Storage, prefix: str) -> None:
 
 def test_presigned_put_refuses_another_content_type(s3: S3Storage, prefix: str) -> None:
     upload = s3.presign_put(f"{prefix}song.mp3", content_type="audio/mpeg")
-    response = httpx.put(
-        upload.url, content=b"x", headers={"Content-Type": "text/html"}
-    )
+    response = httpx.put(upload.url, content=b"x", headers={"Content-Type": "text/html"})
     assert response.status_code == 403
     assert not s3.exists(f"{prefix}song.mp3")
 
@@ -110,18 +106,12 @@ def test_presigned_url_expires(s3: S3Storage, prefix: str) -> None:
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda url: (
-            url[:-1] + ("0" if url[-1] != "0" else "1")
-        ),  # the signature's last digit
+        lambda url: url[:-1] + ("0" if url[-1] != "0" else "1"),  # the signature's last digit
         lambda url: url.replace("/a.txt?", "/b.txt?"),  # another object
-        lambda url: url.replace(
-            "X-Amz-Expires=60", "X-Amz-Expires=600"
-        ),  # a longer life
+        lambda url: url.replace("X-Amz-Expires=60", "X-Amz-Expires=600"),  # a longer life
     ],
 )
-def test_tampered_presigned_url_is_refused(
-    s3: S3Storage, prefix: str, edit: Any
-) -> None:
+def test_tampered_presigned_url_is_refused(s3: S3Storage, prefix: str, edit: Any) -> None:
     s3.put(f"{prefix}a.txt", b"hi")
     s3.put(f"{prefix}b.txt", b"other")
     url = s3.presign_get(f"{prefix}a.txt", ttl=60).url
@@ -136,9 +126,7 @@ def test_presigned_get_cannot_be_used_to_put(s3: S3Storage, prefix: str) -> None
     assert s3.get(f"{prefix}a.txt") == b"hi"
 
 
-def test_public_endpoint_is_used_only_for_urls(
-    s3_server: S3Server, prefix: str
-) -> None:
+def test_public_endpoint_is_used_only_for_urls(s3_server: S3Server, prefix: str) -> None:
     public = f"http://localhost:{s3_server.ports.s3}"
     storage = make_storage(s3_server, public_endpoint_url=public)
     storage.put(f"{prefix}a.txt", b"via public")
@@ -172,9 +160,7 @@ def test_create_bucket_when_missing(s3_server: S3Server) -> None:
     bucket = f"created-{uuid.uuid4().hex[:8]}"
     storage = make_storage(s3_server, bucket=bucket, create_bucket=True)
     storage.ping()
-    make_storage(
-        s3_server, bucket=bucket, create_bucket=True
-    ).ping()  # already there: fine
+    make_storage(s3_server, bucket=bucket, create_bucket=True).ping()  # already there: fine
     s3_server.client().delete_bucket(Bucket=bucket)
 
 
@@ -223,9 +209,7 @@ def test_closed_endpoint_is_unavailable_fast() -> None:
     assert time.monotonic() - started < 10
 
 
-def test_server_outage_then_recovery(
-    s3_server: S3Server, s3: S3Storage, prefix: str
-) -> None:
+def test_server_outage_then_recovery(s3_server: S3Server, s3: S3Storage, prefix: str) -> None:
     s3.put(f"{prefix}kept.json", b"{}")
     down = make_storage(s3_server, connect_timeout=0.5, max_attempts=1)
     s3_server.stop()

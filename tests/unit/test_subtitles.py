@@ -35,9 +35,7 @@ LRC_LINE = re.compile(r"\[(\d{2,}):([0-5]\d)\.(\d\d)\](.*)")
 LRC_WORD = re.compile(r"<(\d{2,}):([0-5]\d)\.(\d\d)>([^<]*)")
 
 
-def timed_segment(
-    index: int, start: float, words: list[str], step: float = 0.4
-) -> Segment:
+def timed_segment(index: int, start: float, words: list[str], step: float = 0.4) -> Segment:
     timed = [
         Word(f" {text}", start + i * step, start + (i + 1) * step - 0.1, 0.9)
         for i, text in enumerate(words)
@@ -81,12 +79,7 @@ def assert_sequential(spans: list[tuple[float, float]]) -> None:
 
 def vtt_seconds(stamp: webvtt.models.Timestamp) -> float:
     # start_in_seconds drops the milliseconds, so read the fields.
-    return (
-        stamp.hours * 3600
-        + stamp.minutes * 60
-        + stamp.seconds
-        + stamp.milliseconds / 1000
-    )
+    return stamp.hours * 3600 + stamp.minutes * 60 + stamp.seconds + stamp.milliseconds / 1000
 
 
 def lrc_seconds(minutes: str, seconds: str, hundredths: str) -> float:
@@ -105,9 +98,7 @@ def test_srt_parses_and_matches_the_cues(transcript: Transcript) -> None:
         assert subtitle.end.total_seconds() == pytest.approx(cue.end, abs=5e-4)
         assert subtitle.content.split("\n") == cue.text_lines
     assert squash(" ".join(s.content for s in subtitles)) == squash(transcript.text)
-    assert_sequential(
-        [(s.start.total_seconds(), s.end.total_seconds()) for s in subtitles]
-    )
+    assert_sequential([(s.start.total_seconds(), s.end.total_seconds()) for s in subtitles])
 
 
 def test_vtt_parses_and_matches_the_cues(transcript: Transcript) -> None:
@@ -140,15 +131,9 @@ def test_untimed_segments_share_time_by_word_length() -> None:
     assert edges == pytest.approx([10.0, 14.0, 14.0, 18.0, 18.0, 20.0])
 
 
-@pytest.mark.parametrize(
-    ("max_chars", "max_lines"), [(12, 1), (20, 2), (42, 2), (30, 3)]
-)
-def test_lines_respect_the_limits(
-    transcript: Transcript, max_chars: int, max_lines: int
-) -> None:
-    for subtitle in srt.parse(
-        to_srt(transcript, max_line_chars=max_chars, max_lines=max_lines)
-    ):
+@pytest.mark.parametrize(("max_chars", "max_lines"), [(12, 1), (20, 2), (42, 2), (30, 3)])
+def test_lines_respect_the_limits(transcript: Transcript, max_chars: int, max_lines: int) -> None:
+    for subtitle in srt.parse(to_srt(transcript, max_line_chars=max_chars, max_lines=max_lines)):
         lines = subtitle.content.split("\n")
         assert 1 <= len(lines) <= max_lines
         assert all(0 < len(line) <= max_chars for line in lines)
@@ -219,10 +204,7 @@ def test_rounding_never_carries_into_an_invalid_field() -> None:
         lrc_match = LRC_LINE.fullmatch(f"[{lrc_timestamp(seconds)}]")
         assert srt_match is not None and lrc_match is not None
         hours, minutes, secs, millis = map(int, srt_match.groups())
-        assert (
-            abs(hours * 3600 + minutes * 60 + secs + millis / 1000 - seconds)
-            <= 5e-4 + 1e-9
-        )
+        assert abs(hours * 3600 + minutes * 60 + secs + millis / 1000 - seconds) <= 5e-4 + 1e-9
         assert abs(lrc_seconds(*lrc_match.groups()[:3]) - seconds) <= 5e-3 + 1e-9
 
 
@@ -242,19 +224,13 @@ def test_enhanced_lrc_tags_every_word_with_its_time() -> None:
     segments = [timed_segment(0, 0.5, LONG), timed_segment(1, 3725.0, SHORT)]
     transcript = transcript_of(segments)
     words = [word for segment in segments for word in segment.words]
-    tagged = [
-        tag
-        for _, text in parse_lrc(to_lrc(transcript))
-        for tag in LRC_WORD.findall(text)
-    ]
+    tagged = [tag for _, text in parse_lrc(to_lrc(transcript)) for tag in LRC_WORD.findall(text)]
     # Each line ends with a tag for its last word's end, carrying no text.
     starts = [(lrc_seconds(*tag[:3]), tag[3].strip()) for tag in tagged if tag[3]]
     assert [text for _, text in starts] == [word.word.strip() for word in words]
     for (when, _), word in zip(starts, words, strict=True):
         assert when == pytest.approx(word.start, abs=0.005)
-    assert tagged[-1][3] == "" and lrc_seconds(*tagged[-1][:3]) == pytest.approx(
-        segments[-1].end
-    )
+    assert tagged[-1][3] == "" and lrc_seconds(*tagged[-1][:3]) == pytest.approx(segments[-1].end)
 
 
 def test_lrc_lines_follow_the_transcript(transcript: Transcript) -> None:
@@ -263,9 +239,7 @@ def test_lrc_lines_follow_the_transcript(transcript: Transcript) -> None:
     assert times == sorted(times)
     assert not any(LRC_WORD.search(text) for _, text in lines)
     assert squash(" ".join(text for _, text in lines)) == squash(transcript.text)
-    assert lines[-1][1] == "" and lines[-1][0] == pytest.approx(
-        transcript.segments[-1].end
-    )
+    assert lines[-1][1] == "" and lines[-1][0] == pytest.approx(transcript.segments[-1].end)
     assert all(len(text) <= 42 for _, text in lines)
 
 

@@ -91,9 +91,7 @@ def test_segments_are_ordered_and_inside_the_audio(results, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
-def test_words_lie_inside_their_segment_and_rebuild_its_text(
-    results, name: str
-) -> None:
+def test_words_lie_inside_their_segment_and_rebuild_its_text(results, name: str) -> None:
     transcript, _ = results[name]
     for segment in transcript.segments:
         assert segment.words
@@ -123,22 +121,16 @@ def test_iter_segments_yields_lazily(model) -> None:
     segments = iter_segments(model, speech("weather"))
     assert not isinstance(segments, list)
     texts = [segment.text for segment in segments]
-    assert (
-        word_error_rate(REFERENCES["weather"], "".join(texts)) <= WER_BOUNDS["weather"]
-    )
+    assert word_error_rate(REFERENCES["weather"], "".join(texts)) <= WER_BOUNDS["weather"]
 
 
 def test_vad_keeps_silence_free_of_text(model) -> None:
     silence = np.zeros(5 * SAMPLE_RATE, dtype=np.float32)
     options = TranscribeOptions(vad=True, word_timestamps=True)
-    transcript = transcribe(
-        model, np.concatenate([silence, speech("weather")]), options
-    )
+    transcript = transcribe(model, np.concatenate([silence, speech("weather")]), options)
     assert transcript.segments
     assert all(word.start >= 4.5 for s in transcript.segments for word in s.words)
-    assert (
-        word_error_rate(REFERENCES["weather"], transcript.text) <= WER_BOUNDS["weather"]
-    )
+    assert word_error_rate(REFERENCES["weather"], transcript.text) <= WER_BOUNDS["weather"]
     assert transcribe(model, silence, TranscribeOptions(vad=True)).text == ""
 
 
