@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -48,6 +49,13 @@ DEPLOY_TIMEOUT_S = 240
 
 def log(message: str) -> None:
     print(f"[multinode {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def app_args(model_repo: Path) -> AppArgs:
@@ -85,6 +93,9 @@ def two_node_cluster() -> Iterator[tuple[str, str, str]]:
             "num_gpus": 0,
             "resources": {POOL: 4},
             "dashboard_agent_listen_port": None,
+            # Not Ray's default 8265: another local cluster may hold that, and the
+            # state API this driver uses needs this cluster's own dashboard.
+            "dashboard_port": free_port(),
         },
     )
     try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,10 @@ def offline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     config_path.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["STEMSCRIBE_DATA_DIR"] = str(work / "data")
+    # Its own Ray temp dir (short: Ray puts unix sockets there) marks the processes of
+    # the cluster `serve run` starts, so teardown can stop exactly those.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="sse-", dir="/tmp"))
+    env["RAY_TMPDIR"] = str(ray_tmp)
     serve_bin = Path(sys.executable).with_name("serve")
     log = (work / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -54,5 +60,16 @@ def offline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             process.kill()
             process.wait()
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # Ray daemons it started share its session
+            os.killpg(process.pid, signal.SIGKILL)
+        stop_processes_using(ray_tmp)  # Ray's daemons run in sessions of their own
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         log.close()
+
+
+def stop_processes_using(folder: Path) -> None:
+    """Kill every process whose command line names ``folder`` (a cluster's temp dir)."""
+    marker = str(folder).encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError, ValueError):
+            if marker in cmdline.read_bytes():
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
