@@ -108,17 +108,18 @@ class JobContext:
         return OutputFile(name, key, len(data), content_type, filename)
 
     async def write_archive(self, files: dict[str, bytes], filename: str) -> OutputFile:
-        """A ZIP of ``files`` (already-compressed audio is stored, not deflated again)."""
+        """A ZIP of ``files``, stored uncompressed (see ``_zip``)."""
         data = await asyncio.to_thread(_zip, files)
         return await self.write_output("archive", filename, data, "application/zip")
 
 
 def _zip(files: dict[str, bytes]) -> bytes:
+    # Stored, not deflated: audio barely compresses (a 60 s 4-stem WAV set shrank 6 %
+    # for a second of CPU taken from the model on a small machine).
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, data in files.items():
-            compress = zipfile.ZIP_DEFLATED if name.endswith((".wav", ".txt", ".json")) else 0
-            archive.writestr(name, data, compress_type=compress or zipfile.ZIP_STORED)
+            archive.writestr(name, data)
     return buffer.getvalue()
 
 
