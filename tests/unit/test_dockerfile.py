@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -19,21 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests.tools import find_tool
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-
-
-def find_tool(name: str, package: str) -> str:
-    """A binary installed by a dev dependency: next to Python, else on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: pip install -e '.[dev]' ({package}) or put it on PATH")
-    return found
 
 
 def instructions() -> list[tuple[str, str]]:

