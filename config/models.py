@@ -90,6 +90,13 @@ class StreamingArgs(BaseModel):
         "`too_many_sessions` and closed with 1013 (try again later). Each session holds one "
         "of the replica's ingress.max_ongoing_requests, so keep this below it.",
     )
+    max_sessions_per_tenant: int = Field(
+        default=16,
+        ge=0,
+        description="Open live sessions one tenant may hold on an Ingress replica (0: no cap "
+        "beyond max_sessions), so one tenant cannot take every slot; one more is told "
+        "`too_many_sessions` and closed with 1013.",
+    )
     max_session_seconds: float = Field(
         default=3600.0,
         gt=0,

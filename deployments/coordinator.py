@@ -98,9 +98,7 @@ class JobCoordinator:
             await run_file_job(
                 self._jobs,
                 record,
-                self._args.limits,
                 partial(self._run_body, record),
-                allow_private_urls=self._settings.allow_private_urls,
                 lease=lease,
                 heartbeat_seconds=self._policy.heartbeat,
             )

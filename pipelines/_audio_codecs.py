@@ -31,6 +31,25 @@ CORRUPT_FRACTION_ALLOWED = 0.05
 # Above the fastest real converters (768 kHz): a corrupt or hostile header, which
 # FFmpeg's resampler would try to allocate filters for.
 MAX_SAMPLE_RATE = 768_000
+# More channels than any music or speech format carries (7.1 is 8): each source
+# channel is decoded and resampled before the downmix, so a file declaring 64
+# or 255 channels would cost that many times the memory of a stereo one.
+MAX_CHANNELS = 8
+# The demuxers FFmpeg may pick for an input: the audio and video containers people
+# send. Playlists (hls), scripts (concat), session descriptions (sdp) and the
+# like open other files or sockets, so they are left out. FFmpeg matches each
+# name against the demuxer's list of names ("mov" stands for mov,mp4,m4a,...).
+ACCEPTED_CONTAINERS = (
+    "wav", "w64", "aiff", "caf", "flac", "mp3", "aac", "ac3", "eac3", "ogg", "matroska",
+    "mov", "asf", "avi", "au", "amr", "wv", "ape", "tta", "dsf", "mpegts",
+)  # fmt: skip
+ACCEPTED_FORMATS_TEXT = "wav, aiff, flac, mp3, aac, ogg/opus, m4a/mp4/mov, webm/mkv, wma"
+# Input is only ever the bytes handed over: no demuxer may open a nested file, URL or
+# socket ("none" names no protocol, so every nested open is refused).
+_OPEN_OPTIONS = {
+    "format_whitelist": ",".join(ACCEPTED_CONTAINERS),
+    "protocol_whitelist": "none",
+}
 # Samples per channel handed to an encoder at a time: bounds the extra memory
 # used for quantised copies of a long track.
 ENCODE_BLOCK = 1 << 16
@@ -53,17 +72,32 @@ class Encoder:
 def open_audio(source: Any) -> Iterator[tuple[InputContainer, AudioStream]]:
     """Open ``source`` and its first audio stream.
 
-    FFmpeg errors raised inside the ``with`` block, while opening or decoding,
-    surface as :class:`UnsupportedAudio`.
+    Only the containers of :data:`ACCEPTED_CONTAINERS` are opened, and none may open
+    anything but ``source``. FFmpeg errors raised inside the ``with`` block, while
+    opening or decoding, surface as :class:`UnsupportedAudio`.
     """
     with ExitStack() as stack:
         file = _readable(source, stack)
+        container = stack.enter_context(_open(file))
         try:
-            container = stack.enter_context(av.open(file, "r", metadata_errors="replace"))
             yield container, first_audio_stream(container)
         except av.FFmpegError as exc:
             reason = exc.strerror or str(exc)
             raise UnsupportedAudio(f"Failed to decode audio: {reason}.") from exc
+
+
+def _open(file: IO[bytes]) -> InputContainer:
+    try:
+        return av.open(file, "r", metadata_errors="replace", options=_OPEN_OPTIONS)
+    except av.ArgumentError as exc:
+        # What FFmpeg answers for a demuxer outside the allowlist.
+        raise UnsupportedAudio(
+            f"Failed to decode audio: the file is not in an accepted format "
+            f"({ACCEPTED_FORMATS_TEXT}).",
+        ) from exc
+    except av.FFmpegError as exc:
+        reason = exc.strerror or str(exc)
+        raise UnsupportedAudio(f"Failed to decode audio: {reason}.") from exc
 
 
 def _readable(source: Any, stack: ExitStack) -> IO[bytes]:
@@ -86,13 +120,23 @@ def first_audio_stream(container: InputContainer) -> AudioStream:
             details={"container": container.format.name},
         )
     stream = container.streams.audio[0]
-    rate = stream.codec_context.sample_rate
-    if stream.codec_context.channels < 1 or not 1 <= rate <= MAX_SAMPLE_RATE:
+    rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+    if channels < 1 or not 1 <= rate <= MAX_SAMPLE_RATE:
         raise UnsupportedAudio(
             "The audio stream declares no channels or an impossible sample rate.",
-            details={"channels": stream.codec_context.channels, "sample_rate": rate},
+            details={"channels": channels, "sample_rate": rate},
         )
+    check_channels(channels)
     return stream
+
+
+def check_channels(channels: int) -> None:
+    """Refuse more than :data:`MAX_CHANNELS` source channels."""
+    if channels > MAX_CHANNELS:
+        raise UnsupportedAudio(
+            f"The audio has {channels} channels; at most {MAX_CHANNELS} are accepted.",
+            details={"channels": channels, "max_channels": MAX_CHANNELS},
+        )
 
 
 def declared_duration(container: InputContainer, stream: AudioStream) -> float:
@@ -157,6 +201,7 @@ class _Resampler:
 
     def _start(self, frame: AudioFrame, source: tuple[str, str, int]) -> None:
         channels = frame.layout.nb_channels
+        check_channels(channels)  # frames can disagree with the stream's header
         if self._channels is not None and channels != self._channels:
             raise UnsupportedAudio("The number of audio channels changes mid-stream.")
         self._channels, self._source = channels, source

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, TypeAlias
 
@@ -113,19 +113,36 @@ def _output_format(format: str) -> OutputFormat:
 
 
 def probe(source: AudioSource) -> AudioInfo:
-    """Read the headers of ``source`` without decoding it.
+    """Read the headers of ``source`` and check that its first samples decode.
 
-    Raises :class:`UnsupportedAudio` when FFmpeg cannot open it or it has no
-    audio stream. ``duration`` is 0.0 when the container does not declare one.
+    Raises :class:`UnsupportedAudio` when FFmpeg cannot open it (or it is not in
+    an accepted container), it has no audio stream, more channels than accepted,
+    or no finite samples where the audio starts. ``duration`` is 0.0 when the
+    container does not declare one.
     """
     with codecs.open_audio(source) as (container, stream):
-        return AudioInfo(
+        info = AudioInfo(
             duration=codecs.declared_duration(container, stream),
             sample_rate=stream.codec_context.sample_rate,
             channels=stream.codec_context.channels,
             codec=stream.codec_context.codec.canonical_name,
             container=container.format.name,
         )
+        _check_first_samples(codecs.decoded_blocks(container, stream, info.sample_rate))
+    return info
+
+
+def _check_first_samples(blocks: Iterator[np.ndarray]) -> None:
+    """The first decoded block exists and holds only finite samples."""
+    first = next(blocks, None)
+    if first is None:
+        raise UnsupportedAudio("The file contains no audio samples.")
+    _check_finite(first)
+
+
+def _check_finite(block: np.ndarray) -> None:
+    if not np.isfinite(block).all():  # float formats can carry them; no model can
+        raise UnsupportedAudio("The audio holds NaN or infinite samples.")
 
 
 def decode(
@@ -149,8 +166,10 @@ def decode(
     with codecs.open_audio(source) as (container, stream):
         _check_duration(codecs.declared_duration(container, stream), limit)
         blocks = codecs.decoded_blocks(container, stream, sample_rate)
-        wav = _concatenate(blocks, sample_rate, limit)
-    return convert_channels(wav, channels)
+        # Down-mixed block by block: only ``channels`` of the source's are kept.
+        return _concatenate(
+            (convert_channels(block, channels) for block in blocks), sample_rate, limit
+        )
 
 
 def _check_duration(duration: float, max_duration: float) -> None:
@@ -170,8 +189,7 @@ def _concatenate(blocks: Iterable[np.ndarray], sample_rate: int, max_duration: f
     kept: list[np.ndarray] = []
     total = 0
     for block in blocks:
-        if not np.isfinite(block).all():  # float formats can carry them; no model can
-            raise UnsupportedAudio("The audio holds NaN or infinite samples.")
+        _check_finite(block)
         kept.append(block)
         total += block.shape[1]
         if total > limit:

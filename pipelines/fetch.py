@@ -1,7 +1,11 @@
 """Fetch a job's input given by URL: http(s) only, bounded in size, time and redirects.
 
 Private, loopback and link-local addresses are refused unless allowed, so a client
-cannot make the service read from inside its own network.
+cannot make the service read from inside its own network. Each hop's host name is
+resolved once, checked, and the connection goes to that very address (the name still
+travels as ``Host`` and TLS server name), so a name that answers a public address to
+the check and a private one to the connection (DNS rebinding) reaches nothing inside.
+Proxy variables and ``.netrc`` in the environment are ignored.
 """
 
 from __future__ import annotations
@@ -9,71 +13,181 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
 from pipelines.errors import InvalidRequest, PayloadTooLarge
 
+__all__ = [
+    "MAX_REDIRECTS",
+    "PinnedUrl",
+    "check_url",
+    "check_url_form",
+    "fetch_url",
+    "is_public",
+    "pin_url",
+]
+
 MAX_REDIRECTS = 5
+_FIELD = {"field": "input.url"}
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes that carry an IPv4 address in their low 32 bits: NAT64 (well-known
+# and local-use) and the deprecated IPv4-compatible form. IPv4-mapped (::ffff:0:0/96)
+# and 6to4 (2002::/16, bits 16-48) are read by the ipaddress module itself.
+_EMBEDDING_V4 = tuple(
+    ipaddress.IPv6Network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
+
+
+@dataclass(frozen=True)
+class PinnedUrl:
+    """A checked URL and the address its connection must go to."""
+
+    url: str
+    host: str
+    address: IPAddress
+
+    @property
+    def connect_url(self) -> str:
+        """``url`` with its host replaced by the checked address."""
+        parts = urlsplit(self.url)
+        ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        netloc = f"{ip}:{parts.port}" if parts.port else ip
+        return parts._replace(netloc=netloc).geturl()
+
+    @property
+    def host_header(self) -> str:
+        parts = urlsplit(self.url)
+        return parts.netloc.rsplit("@", 1)[-1]
 
 
 def check_url(url: str, *, allow_private: bool = False) -> None:
     """Refuse URLs the service must not fetch (scheme, credentials, internal hosts)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("input.url must be an http(s) URL.", details={"field": "input.url"})
-    if parts.username or parts.password:
-        raise InvalidRequest(
-            "input.url must not carry credentials.", details={"field": "input.url"}
-        )
+    pin_url(url, allow_private=allow_private)
+
+
+def check_url_form(url: str) -> None:
+    """Refuse URLs that are malformed, not http(s) or carry credentials (no DNS lookup)."""
+    _split(url)
+
+
+def pin_url(url: str, *, allow_private: bool = False) -> PinnedUrl:
+    """Check ``url`` and choose the one address its connection will use."""
+    parts = _split(url)
+    host = parts.hostname or ""
+    addresses = _addresses(host, _port(parts))
     if not allow_private:
-        for address in _addresses(parts.hostname, parts.port or 443):
-            if not address.is_global:
+        for address in addresses:
+            if not is_public(address):
                 raise InvalidRequest(
-                    f"input.url points to a non-public address ({address}).",
-                    details={"field": "input.url"},
+                    f"input.url points to a non-public address ({address}).", details=_FIELD
                 )
+    return PinnedUrl(url, host, sorted(addresses, key=lambda a: a.version)[0])
 
 
-def _addresses(host: str, port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def is_public(address: IPAddress) -> bool:
+    """Whether ``address`` is globally reachable, judging IPv4 inside IPv6 as IPv4."""
+    return address.is_global and all(v4.is_global for v4 in _embedded_v4(address))
+
+
+def _embedded_v4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    if address.version == 4:
+        return []
+    assert isinstance(address, ipaddress.IPv6Address)
+    found = [v4 for v4 in (address.ipv4_mapped, address.sixtofour) if v4 is not None]
+    if any(address in net for net in _EMBEDDING_V4):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.teredo is not None:
+        found.append(address.teredo[1])
+    return found
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise InvalidRequest("input.url is not a valid URL.", details=_FIELD) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest("input.url must be an http(s) URL.", details=_FIELD)
+    if parts.username or parts.password:
+        raise InvalidRequest("input.url must not carry credentials.", details=_FIELD)
+    return parts
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _addresses(host: str, port: int) -> set[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise InvalidRequest(f"input.url host {host!r} does not resolve.") from exc
-    return {ipaddress.ip_address(info[4][0]) for info in infos}
+    except (OSError, UnicodeError) as exc:
+        raise InvalidRequest(f"input.url host {host!r} does not resolve.", details=_FIELD) from exc
+    # Scoped IPv6 ("fe80::1%eth0") carries its zone after the address.
+    return {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
 
 
 def fetch_url(
     url: str, dest: Path, *, max_bytes: int, timeout: float, allow_private: bool = False
 ) -> int:
-    """Download ``url`` into ``dest``; every redirect hop is checked like the first URL."""
+    """Download ``url`` into ``dest``; every redirect hop is checked and pinned like the first."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=min(timeout, 30.0), follow_redirects=False) as client:
+    with httpx.Client(
+        timeout=min(timeout, 30.0), follow_redirects=False, trust_env=False
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(url, allow_private=allow_private)
-            with client.stream("GET", url) as response:
+            pinned = pin_url(url, allow_private=allow_private)
+            request = client.build_request(
+                "GET",
+                pinned.connect_url,
+                headers={"Host": pinned.host_header},
+                extensions={"sni_hostname": pinned.host},
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise InvalidRequest(
+                    f"input.url could not be fetched: {exc}.", details=_FIELD
+                ) from exc
+            try:
                 if response.is_redirect:
-                    url = str(response.next_request.url) if response.next_request else ""
+                    url = _next_hop(url, response)
                     continue
                 return _save(response, dest, max_bytes, deadline)
-    raise InvalidRequest(f"input.url redirected more than {MAX_REDIRECTS} times.")
+            finally:
+                response.close()
+    raise InvalidRequest(f"input.url redirected more than {MAX_REDIRECTS} times.", details=_FIELD)
+
+
+def _next_hop(url: str, response: httpx.Response) -> str:
+    """The redirect's target, resolved against the URL as the client asked for it."""
+    location = response.headers.get("location", "")
+    return str(httpx.URL(url).join(location))
 
 
 def _save(response: httpx.Response, dest: Path, max_bytes: int, deadline: float) -> int:
     if response.status_code != 200:
-        raise InvalidRequest(f"input.url answered HTTP {response.status_code}.")
-    declared = int(response.headers.get("content-length") or 0)
-    if declared > max_bytes:
+        raise InvalidRequest(f"input.url answered HTTP {response.status_code}.", details=_FIELD)
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"input.url is {declared} bytes; the limit is {max_bytes}.")
     written = 0
-    with dest.open("wb") as out:
-        for chunk in response.iter_bytes(1 << 16):
-            written += len(chunk)
-            if written > max_bytes:
-                raise PayloadTooLarge(f"input.url is larger than the limit of {max_bytes} bytes.")
-            if time.monotonic() > deadline:
-                raise InvalidRequest("input.url took too long to download.")
-            out.write(chunk)
+    try:
+        with dest.open("wb") as out:
+            for chunk in response.iter_bytes(1 << 16):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise PayloadTooLarge(
+                        f"input.url is larger than the limit of {max_bytes} bytes."
+                    )
+                if time.monotonic() > deadline:
+                    raise InvalidRequest("input.url took too long to download.", details=_FIELD)
+                out.write(chunk)
+    except httpx.HTTPError as exc:
+        raise InvalidRequest(f"input.url could not be fetched: {exc}.", details=_FIELD) from exc
     return written

@@ -146,8 +146,57 @@ CORPUS: dict[str, Callable[[], bytes]] = {
     "id3_declaring_256mb.mp3": lambda: id3_tag(0x0FFFFFFF) + small_mp3(),
     "id3_only.mp3": lambda: id3_tag(4096, bytes(4096)),
     "png_then_mp3.mp3": lambda: png_image() + small_mp3(),
+    "opus_64_channels.opus": lambda: opus_many_channels(64),
 }
 """File name → maker. Names say what each file is; the extension is what a client would send."""
+
+
+def opus_many_channels(channels: int = 64, seconds: float = 1.0) -> bytes:
+    """Silent Opus in ``channels`` channels (mapping family 255): a few kB that would
+    decode to ``channels`` full-rate float tracks (a channel bomb)."""
+    rate, frame = 48000, 960
+    layout = av.AudioLayout(f"{channels} channels")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="ogg") as container:
+        stream = container.add_stream("libopus", rate=rate, options={"mapping_family": "255"})
+        stream.layout, stream.format = layout, "flt"
+        silence = np.zeros((1, frame * channels), dtype=np.float32)
+        for index in range(round(seconds * rate / frame)):
+            chunk = av.AudioFrame.from_ndarray(silence, format="flt", layout=layout)
+            chunk.sample_rate, chunk.pts = rate, index * frame
+            chunk.time_base = Fraction(1, rate)
+            container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+SDP = (
+    b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=stream\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 5004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+"""A session description: FFmpeg's sdp demuxer would bind the UDP port and wait."""
+
+
+def hostile(directory: Path) -> dict[str, bytes]:
+    """Files that make FFmpeg open something else: a file beside them, or the network.
+
+    ``server_side/secret.mp3`` stands for a file on the server that no client may read;
+    each of these names it (or a loopback address) from inside an innocent-looking upload.
+    """
+    secret = directory / "server_side" / "secret.mp3"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_bytes(small_mp3())
+    segment = "#EXTINF:2.0,\n{}\n"
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n{}#EXT-X-ENDLIST\n"
+    return {
+        "playlist_server_file.m3u8": playlist.format(segment.format(secret.as_uri())).encode(),
+        "playlist_loopback_http.m3u8": playlist.format(
+            segment.format("http://127.0.0.1:9/secret.mp3")
+        ).encode(),
+        "playlist_named_song.mp3": playlist.format(segment.format(secret.as_uri())).encode(),
+        "concat_script.wav": f"ffconcat version 1.0\nfile '{secret}'\n".encode(),
+        "session_description.wav": SDP,
+    }
 
 
 def oversized_wav(megabytes: float) -> bytes:
@@ -157,13 +206,16 @@ def oversized_wav(megabytes: float) -> bytes:
 
 
 def write_corpus(directory: Path, *, oversized_mb: float = 9.0) -> dict[str, Path]:
-    """Write every file of :data:`CORPUS` plus ``oversized.wav`` into ``directory``."""
+    """Write every file of :data:`CORPUS`, the :func:`hostile` files and ``oversized.wav``
+    into ``directory`` (the hostile files' target lands in ``directory/server_side``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    makers = {**CORPUS, "oversized.wav": lambda: oversized_wav(oversized_mb)}
+    contents = {name: make() for name, make in CORPUS.items()}
+    contents |= hostile(directory)
+    contents["oversized.wav"] = oversized_wav(oversized_mb)
     paths = {}
-    for name, make in makers.items():
+    for name, data in contents.items():
         paths[name] = directory / name
-        paths[name].write_bytes(make())
+        paths[name].write_bytes(data)
     return paths
 
 

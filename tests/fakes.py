@@ -87,7 +87,7 @@ class InProcessLauncher:
     async def submit(self, kind: str, job_id: str) -> None:
         self.submitted.append(job_id)
         record = await asyncio.to_thread(self.jobs.get, job_id)
-        job = run_file_job(self.jobs, record, self.args.limits, self._body(record))
+        job = run_file_job(self.jobs, record, self._body(record))
         self.tasks.append(asyncio.create_task(job))
 
     def _engine(self, model: str) -> SeparationEngine:

@@ -10,8 +10,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from deployments.api import intake
+from deployments.api.intake import max_upload_bytes
 from deployments.api.services import Services, get_services
-from deployments.api.submission import max_upload_bytes
 from pipelines.errors import InvalidSignature, NotFound, PayloadTooLarge
 from pipelines.storage.signing import UrlSigner
 
@@ -58,7 +59,7 @@ async def download(
     filename: str | None = Query(default=None),
     services: Services = Depends(get_services),
 ) -> Response:
-    _signer(services).verify("GET", key, exp, sig)
+    _signer(services).verify("GET", key, exp, sig, filename=filename)
     info = await asyncio.to_thread(services.storage.stat, key)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=60"}
     if filename:
@@ -88,11 +89,16 @@ async def upload(
     sig: str = Query(...),
     services: Services = Depends(get_services),
 ) -> dict[str, object]:
-    """Receive the bytes of a presigned upload (``local`` backend only)."""
+    """Receive the bytes of a presigned upload (``local`` backend only).
+
+    Only an upload's input key is writable, with at most the bytes its reservation
+    declared; everything else under ``uploads/`` belongs to the server.
+    """
     _signer(services).verify("PUT", key, exp, sig)
-    if not key.startswith("uploads/"):
-        raise InvalidSignature("Uploads may only target upload keys.")
-    limit = max_upload_bytes(services)
+    if not intake.is_upload_input_key(key):
+        raise InvalidSignature("Uploads may only target an upload's input.")
+    declared = await intake.declared_size(services, key)
+    limit = min(declared or 0, max_upload_bytes(services))
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
         size = 0
         async for chunk in request.stream():

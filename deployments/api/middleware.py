@@ -20,10 +20,10 @@ from starlette.websockets import WebSocket
 
 from deployments.api.auth import ApiKeys, needs_key, route_path
 from deployments.api.errors import domain_response
+from deployments.api.intake import max_upload_bytes
 from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, refuse
 from deployments.api.ratelimit import RateLimiter
 from deployments.api.services import Services
-from deployments.api.submission import max_upload_bytes
 from pipelines.errors import PayloadTooLarge, RateLimited, StemscribeError
 
 MULTIPART_SLACK = 64 * 1024

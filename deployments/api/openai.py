@@ -15,8 +15,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
 from deployments.api.errors import openai_response
+from deployments.api.intake import max_upload_bytes
 from deployments.api.services import Services, get_services
-from deployments.api.submission import max_upload_bytes
 from pipelines.errors import InvalidRequest, PayloadTooLarge, StemscribeError
 from pipelines.jobs.transcription import decode_speech
 from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, render

@@ -45,7 +45,7 @@ async def create_separation(
 
     if (replay := await admit(request, services, owner, "separation")) is not None:
         return replay
-    job_request = await read_job_request(request, services, owner)
+    job_request = await read_job_request(request, services)
     return await accept_job(request, services, owner, job_request, "separation", validate)
 
 
@@ -68,5 +68,5 @@ async def create_lyrics(
 
     if (replay := await admit(request, services, owner, "lyrics")) is not None:
         return replay
-    job_request = await read_job_request(request, services, owner)
+    job_request = await read_job_request(request, services)
     return await accept_job(request, services, owner, job_request, "lyrics", validate)

@@ -9,7 +9,8 @@ it is in flight. Close codes, each after a ``closed`` message:
   everything heard first, then an ``error`` naming the limit);
 - 1008: the query (model, language, encoding…) or the credentials are refused;
 - 1011: ``max_decode_failures`` Transcriber calls in a row failed;
-- 1013: the replica already holds ``max_sessions`` sessions (try again later).
+- 1013: the replica already holds ``max_sessions`` sessions, or the tenant its
+  ``max_sessions_per_tenant`` (try again later).
 
 A client that vanishes gets nothing: its slot is freed and its decode cancelled.
 """
@@ -45,8 +46,14 @@ def authorize_stream(websocket: WebSocket) -> str:
 class SessionRegistry:
     """Live sessions open on this Ingress replica (one event loop: no locking)."""
 
-    def __init__(self, max_sessions: int, on_change: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        max_sessions: int,
+        on_change: Callable[[int], None] | None = None,
+        max_per_tenant: int = 0,
+    ) -> None:
         self.max_sessions = max_sessions
+        self.max_per_tenant = max_per_tenant
         self._owners: dict[str, str] = {}
         self._on_change = on_change or (lambda _: None)
 
@@ -55,10 +62,18 @@ class SessionRegistry:
         """Sessions holding a slot now."""
         return len(self._owners)
 
-    def acquire(self, owner: str) -> str | None:
-        """A new session id holding a slot, or None when the replica is full."""
+    def acquire(self, owner: str) -> str:
+        """A new session id holding a slot; ``TooManySessions`` when none is free."""
         if len(self._owners) >= self.max_sessions:
-            return None
+            raise TooManySessions(
+                f"This server already holds {self.max_sessions} live sessions; retry later."
+            )
+        held = sum(1 for holder in self._owners.values() if holder == owner)
+        if self.max_per_tenant and held >= self.max_per_tenant:
+            raise TooManySessions(
+                f"You already hold {held} live sessions on this server, the most allowed "
+                "at once; close one or retry later."
+            )
         session_id = uuid.uuid4().hex
         self._owners[session_id] = owner
         self._on_change(self.open)
@@ -70,13 +85,20 @@ class SessionRegistry:
         self._on_change(self.open)
 
 
+class TooManySessions(StemscribeError):
+    """No live-session slot is free for this tenant on this replica."""
+
+    code = "too_many_sessions"
+
+
 def session_registry(app: FastAPI) -> SessionRegistry:
     """The replica's registry, created with the app's limits on first use."""
     registry: SessionRegistry | None = getattr(app.state, "stream_sessions", None)
     if registry is None:
         services: Services = app.state.services
+        limits = services.args.streaming
         registry = SessionRegistry(
-            services.args.streaming.max_sessions, services.on_stream_sessions
+            limits.max_sessions, services.on_stream_sessions, limits.max_sessions_per_tenant
         )
         app.state.stream_sessions = registry
     return registry
@@ -102,10 +124,10 @@ async def stream_transcriptions(websocket: WebSocket) -> None:
     except StemscribeError as exc:
         await refuse(websocket, exc.code, exc.message, CLOSE_POLICY)
         return
-    session_id = registry.acquire(owner)
-    if session_id is None:
-        message = f"This server already holds {registry.max_sessions} live sessions; retry later."
-        await refuse(websocket, "too_many_sessions", message, CLOSE_TRY_AGAIN)
+    try:
+        session_id = registry.acquire(owner)
+    except TooManySessions as exc:
+        await refuse(websocket, exc.code, exc.message, CLOSE_TRY_AGAIN)
         return
     try:
         await LiveStream(websocket, services.transcriber, services.args.streaming).run(

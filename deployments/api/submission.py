@@ -8,57 +8,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
-from deployments.api import admission
+from deployments.api import admission, intake
+from deployments.api.intake import max_upload_bytes
 from deployments.api.jobs import present
 from deployments.api.services import Services
-from pipelines import audio
-from pipelines.errors import AudioTooLong, InvalidRequest, NotFound, PayloadTooLarge
-from pipelines.fetch import check_url
+from pipelines.errors import InvalidRequest, PayloadTooLarge
+from pipelines.fetch import check_url_form
 from pipelines.jobs import JobRecord, new_job_id
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
 FLOAT_FIELDS = {"overlap", "temperature"}
 BOOL_FIELDS = {"word_timestamps", "vad"}
 LIST_FIELDS = {"stems"}
 
 
-def safe_filename(name: str | None, default: str = "input") -> str:
-    """A storage-safe base name: no directories, no odd characters, bounded length."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _UNSAFE.sub("_", base).strip("._")[:100]
-    return cleaned or default
-
-
-def upload_meta_key(upload_id: str) -> str:
-    return f"uploads/{upload_id}/upload.json"
-
-
-def new_upload_id() -> str:
-    return secrets.token_hex(12)
-
-
-def max_upload_bytes(services: Services) -> int:
-    return int(services.args.limits.max_upload_mb * 1024 * 1024)
-
-
 @dataclass
 class JobRequest:
-    """A parsed request: its parameters, and its input (stored, or still in the body)."""
+    """A parsed request: its parameters, and where its input is (nothing stored yet)."""
 
     params: dict[str, Any]
-    source: dict[str, Any] | None = None
+    upload_id: str | None = None
+    url: str | None = None
     upload: UploadFile | None = None
     form: FormData | None = None
 
@@ -67,29 +46,19 @@ class JobRequest:
         if self.form is not None:
             await self.form.close()
 
-    async def store_input(self, services: Services, max_seconds: float) -> dict[str, Any]:
-        """Probe a body upload (415/413 before acceptance) and put it into storage."""
-        if self.source is not None:
-            return self.source
-        assert self.upload is not None
-        file = self.upload.file
-        await asyncio.to_thread(_probe, file, max_seconds)
-        filename = safe_filename(self.upload.filename)
-        key = f"uploads/{new_upload_id()}/{filename}"
-        file.seek(0)
-        await asyncio.to_thread(services.storage.put, key, file, self.upload.content_type)
-        self.source = {"key": key, "filename": filename}
-        return self.source
-
-
-def _probe(file: BinaryIO, max_seconds: float) -> None:
-    file.seek(0)
-    info = audio.probe(file)
-    if info.duration > max_seconds:
-        raise AudioTooLong(
-            f"The audio lasts {info.duration:.0f} s; the limit is {max_seconds:.0f} s.",
-            details={"limit_seconds": max_seconds},
-        )
+    async def store_input(self, services: Services, owner: str) -> dict[str, Any]:
+        """The input probed (415/413 before acceptance) and in storage, as the record keeps it."""
+        if self.upload_id is not None:
+            stored = await intake.stored_upload(services, self.upload_id, owner)
+        elif self.url is not None:
+            stored = await intake.store_url(services, self.url)
+        else:
+            assert self.upload is not None
+            upload = self.upload
+            stored = await intake.store_body(
+                services, upload.file, upload.filename, upload.content_type
+            )
+        return stored.to_dict()
 
 
 def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
@@ -128,14 +97,14 @@ def _form_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return field
 
 
-async def read_job_request(request: Request, services: Services, owner: str) -> JobRequest:
+async def read_job_request(request: Request, services: Services) -> JobRequest:
     """Parameters and input from either request form (body uploads not yet stored)."""
     _check_declared_size(request, services)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         return await _read_multipart(request, services)
     if content_type.startswith("application/json"):
-        return await _read_json(request, services, owner)
+        return await _read_json(request)
     raise InvalidRequest(
         "Send multipart/form-data with a file= part, or JSON with an input object.",
         details={"content_type": content_type},
@@ -202,49 +171,18 @@ def _coerce(name: str, value: str) -> Any:
     return value
 
 
-async def _read_json(request: Request, services: Services, owner: str) -> JobRequest:
+async def _read_json(request: Request) -> JobRequest:
     try:
         body = json.loads(await request.body())
     except ValueError:
         raise InvalidRequest("The body is not valid JSON.") from None
-    if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
-        raise InvalidRequest(
-            'JSON requests need an "input" object with upload_id or url.',
-            details={"field": "input"},
-        )
-    source = body.pop("input")
-    return JobRequest(body, source=await _resolve_input(source, services, owner))
-
-
-async def _resolve_input(source: dict[str, Any], services: Services, owner: str) -> dict[str, Any]:
-    if isinstance(source.get("upload_id"), str):
-        return await _resolve_upload(source["upload_id"], services, owner)
-    if isinstance(source.get("url"), str):
-        allow = services.settings.allow_private_urls
-        await asyncio.to_thread(check_url, source["url"], allow_private=allow)
-        return {"url": source["url"], "filename": safe_filename(source["url"])}
-    raise InvalidRequest("input needs upload_id or url.", details={"field": "input"})
-
-
-async def _resolve_upload(upload_id: str, services: Services, owner: str) -> dict[str, Any]:
-    if not re.fullmatch(r"[0-9a-f]{24}", upload_id):
-        raise NotFound(f"No upload with id {upload_id!r}.")
-    try:
-        meta = json.loads(await asyncio.to_thread(services.storage.get, upload_meta_key(upload_id)))
-    except NotFound:
-        raise NotFound(f"No upload with id {upload_id!r}.") from None
-    if meta["owner"] != owner:
-        raise NotFound(f"No upload with id {upload_id!r}.")
-    try:
-        info = await asyncio.to_thread(services.storage.stat, meta["key"])
-    except NotFound:
-        raise InvalidRequest(
-            f"Upload {upload_id} has no data yet: PUT the file to its put_url first.",
-            details={"upload_id": upload_id},
-        ) from None
-    if info.size > max_upload_bytes(services):
-        raise PayloadTooLarge(f"Upload {upload_id} is larger than the upload limit.")
-    return {"key": meta["key"], "filename": meta["filename"]}
+    if not isinstance(body, dict):
+        raise InvalidRequest("The JSON body must be an object.", details={"field": "input"})
+    upload_id, url = intake.source_of(body)
+    del body["input"]
+    if url is not None:
+        check_url_form(url)  # its address is checked when it is fetched, at acceptance
+    return JobRequest(body, upload_id=upload_id, url=url)
 
 
 Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
@@ -265,7 +203,7 @@ async def accept_job(
     """
     try:
         params, info = await validate(job_request)
-        source = await job_request.store_input(services, services.args.limits.max_audio_seconds)
+        source = await job_request.store_input(services, owner)
     finally:
         await job_request.close()
     record = JobRecord(

@@ -42,5 +42,5 @@ async def create_transcription(
 
     if (replay := await admit(request, services, owner, "transcription")) is not None:
         return replay
-    job_request = await read_job_request(request, services, owner)
+    job_request = await read_job_request(request, services)
     return await accept_job(request, services, owner, job_request, "transcription", validate)

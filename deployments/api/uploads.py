@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.api import intake
 from deployments.api.services import Services, current_owner, get_services
-from deployments.api.submission import (
-    max_upload_bytes,
-    new_upload_id,
-    safe_filename,
-    upload_meta_key,
-)
 from deployments.api.urls import absolute
 from pipelines.errors import PayloadTooLarge
 
@@ -37,26 +30,25 @@ async def create_upload(
     services: Services = Depends(get_services),
     owner: str = Depends(current_owner),
 ) -> dict[str, Any]:
-    """Reserve an upload; PUT the bytes to ``put_url``, then pass ``upload_id`` to a job."""
-    limit = max_upload_bytes(services)
+    """Reserve an upload; PUT the bytes to ``put_url``, then pass ``upload_id`` to a job.
+
+    The URL grants one PUT of at most ``bytes`` to this upload's input and nothing
+    else; a larger object is deleted when a job names it.
+    """
+    limit = intake.max_upload_bytes(services)
     if body.bytes > limit:
         raise PayloadTooLarge(
             f"The file is {body.bytes} bytes; the upload limit is {limit} bytes.",
             details={"limit_bytes": limit},
         )
-    upload_id = new_upload_id()
-    filename = safe_filename(body.filename)
-    key = f"uploads/{upload_id}/{filename}"
-    meta = {"key": key, "filename": filename, "owner": owner, "bytes": body.bytes}
-    storage = services.storage
-    await asyncio.to_thread(
-        storage.put, upload_meta_key(upload_id), json.dumps(meta).encode(), "application/json"
+    upload_id = await intake.reserve(services, owner, body.filename, body.bytes)
+    signed = services.storage.presign_put(
+        intake.upload_input_key(upload_id), services.settings.url_ttl_seconds, body.content_type
     )
-    signed = storage.presign_put(key, services.settings.url_ttl_seconds, body.content_type)
     return {
         "upload_id": upload_id,
         "put_url": absolute(request, services, signed.url),
         "expires_at": signed.to_dict()["expires_at"],
         "headers": {"Content-Type": body.content_type},
-        "max_bytes": limit,
+        "max_bytes": body.bytes,
     }

@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from config import LimitsArgs
-from pipelines.fetch import fetch_url
+from pipelines.errors import InvalidRequest
 from pipelines.jobs.lease import JobLease
 from pipelines.jobs.records import JobRecord, JobStore
 from pipelines.jobs.runner import HEARTBEAT_SECONDS, JobContext, run_job
@@ -18,36 +17,32 @@ from pipelines.storage import Storage
 FileBody = Callable[[JobContext, Path], Awaitable[None]]
 
 
-def materialise_input(
-    storage: Storage,
-    source: dict[str, Any],
-    folder: Path,
-    limits: LimitsArgs,
-    *,
-    allow_private_urls: bool = False,
-) -> Path:
-    """The input as a file in ``folder``: copied from storage or downloaded from its URL."""
-    target = folder / (source.get("filename") or "input")
-    if "key" in source:
-        storage.download_to(source["key"], target)
-    else:
-        fetch_url(
-            source["url"],
-            target,
-            max_bytes=int(limits.max_upload_mb * 1024 * 1024),
-            timeout=limits.max_url_download_seconds,
-            allow_private=allow_private_urls,
-        )
+INPUT_FILE = "input"
+"""The input's local name inside the job folder, whatever the client called it."""
+
+
+def materialise_input(storage: Storage, source: dict[str, Any], folder: Path) -> Path:
+    """The job's stored input copied to ``folder/input``.
+
+    The ingress stored and probed it before accepting the job (any input form ends
+    as a stored key), so the job only copies it; the record's file name is only a
+    label and never becomes a path.
+    """
+    key = source.get("key")
+    if not isinstance(key, str):
+        raise InvalidRequest("The job's input is not in storage.", details={"input": source})
+    target = folder / INPUT_FILE
+    if target.resolve().parent != folder.resolve():
+        raise InvalidRequest("The job's input path leaves its folder.")
+    storage.download_to(key, target)
     return target
 
 
 async def run_file_job(
     store: JobStore,
     record: JobRecord,
-    limits: LimitsArgs,
     body: FileBody,
     *,
-    allow_private_urls: bool = False,
     lease: JobLease | None = None,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> JobRecord:
@@ -56,12 +51,7 @@ async def run_file_job(
 
         async def job(ctx: JobContext) -> None:
             source = await asyncio.to_thread(
-                materialise_input,
-                ctx.storage,
-                record.input,
-                Path(folder),
-                limits,
-                allow_private_urls=allow_private_urls,
+                materialise_input, ctx.storage, record.input, Path(folder)
             )
             await body(ctx, source)
 

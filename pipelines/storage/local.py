@@ -200,7 +200,8 @@ class LocalStorage:
     ) -> PresignedUrl:
         validate_key(key)
         exp = int(time.time()) + resolve_ttl(ttl, self.default_ttl)
-        query = urlencode({"exp": exp, "sig": self.signer.sign(method, key, exp), **extra})
+        signature = self.signer.sign(method, key, exp, extra.get("filename"))
+        query = urlencode({"exp": exp, "sig": signature, **extra})
         url = f"{self.base_url}{FILES_ROUTE}{quote(key, safe='/')}?{query}"
         return PresignedUrl(url, utc_from_timestamp(exp))
 

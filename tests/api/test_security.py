@@ -22,7 +22,7 @@ from starlette.types import Message
 from config import Settings
 from deployments.api import Services, create_api
 from deployments.api.ratelimit import TokenBucket
-from deployments.api.submission import safe_filename
+from deployments.api.intake import safe_filename
 from deployments.overload import refuse_overload
 from pipelines import audio
 from pipelines.errors import InvalidRequest, Overloaded
@@ -330,13 +330,14 @@ def test_uploaded_filenames_are_sanitised(
 ) -> None:
     evil = "../../../etc/.passwd"
     reserved = acme.post("/v1/uploads", json={"filename": evil, "bytes": len(clip_wav)}).json()
-    assert f"/uploads/{reserved['upload_id']}/passwd?" in reserved["put_url"]
+    assert f"/uploads/{reserved['upload_id']}/input?" in reserved["put_url"]  # never the name
     response = acme.post(
         "/v1/separations", files={"file": (evil, clip_wav)}, data={"stems": "drums"}
     )
     assert response.status_code == 202, response.text
     record = secured.jobs.get(response.json()["job_id"])
-    assert re.fullmatch(r"uploads/[0-9a-f]{24}/passwd", record.input["key"])
+    assert re.fullmatch(r"uploads/[0-9a-f]{24}/input", record.input["key"])
+    assert record.input["filename"] == "passwd"  # a label only
     follow_job(acme, response.json())
 
 

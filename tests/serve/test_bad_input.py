@@ -2,14 +2,19 @@
 
 Each file of ``scripts/make_broken_audio.py`` gets a 4xx with a specific code (or,
 where the service can read it, is accepted and separated), through the multipart
-job route, the OpenAI-compatible route and the upload path. No replica restarts,
-and a valid separation still succeeds afterwards.
+job route, the OpenAI-compatible route, the upload path and ``input.url``: every
+input form passes the same probe before a job exists. No replica restarts, and a
+valid separation still succeeds afterwards.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +42,23 @@ REFUSED = {
     "id3_declaring_256mb.mp3": (415, "unsupported_audio"),
     "id3_only.mp3": (415, "unsupported_audio"),
     "png_then_mp3.mp3": (415, "unsupported_audio"),
+    "pcm_header_then_nothing.wav": (415, "unsupported_audio"),
+    "float_wav_nan.wav": (415, "unsupported_audio"),
+    "opus_64_channels.opus": (415, "unsupported_audio"),
+    "playlist_server_file.m3u8": (415, "unsupported_audio"),
+    "playlist_loopback_http.m3u8": (415, "unsupported_audio"),
+    "playlist_named_song.mp3": (415, "unsupported_audio"),
+    "concat_script.wav": (415, "unsupported_audio"),
+    "session_description.wav": (415, "unsupported_audio"),
     "silence_one_hour.flac": (413, "audio_too_long"),
     "two_seconds_claiming_one_hour.flac": (413, "audio_too_long"),
     "oversized.wav": (413, "payload_too_large"),
 }
-"""Refused by the ingress before a job exists: its probe reads the headers."""
+"""Refused by the ingress before a job exists: its probe opens only accepted containers
+(no playlists, scripts or session descriptions, nothing nested), reads the headers
+and decodes the first samples."""
 
 FAIL_IN_JOB = {
-    "pcm_header_then_nothing.wav": "unsupported_audio",
-    "float_wav_nan.wav": "unsupported_audio",
     "one_hour_claiming_ten_seconds.flac": "audio_too_long",
 }
 """Headers that look fine: only decoding finds the problem, so the job fails with its code."""
@@ -58,17 +71,8 @@ ACCEPTED = {
 }
 """Readable audio despite odd headers: separated like any file (seconds of audio)."""
 
-IN_STORAGE = {
-    "random_noise.mp3": "unsupported_audio",
-    "text_file.wav": "unsupported_audio",
-    "riff_header_then_garbage.wav": "unsupported_audio",
-    "video_without_audio.mp4": "unsupported_audio",
-    "wav_zero_channels.wav": "unsupported_audio",
-    "wav_huge_sample_rate.wav": "unsupported_audio",
-    "float_wav_nan.wav": "unsupported_audio",
-    "silence_one_hour.flac": "audio_too_long",
-}
-"""Through ``upload_id``: the ingress does not read stored bytes, the job does."""
+NOT_BY_REFERENCE = {"zero_length.wav", "oversized.wav"}
+"""Refused for their size by the upload and URL paths' own checks (tested elsewhere)."""
 
 
 def test_every_corpus_file_has_an_expectation(corpus: dict[str, Path]) -> None:
@@ -132,8 +136,8 @@ def finished(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict[
     raise AssertionError(f"job {job_id} not finished after {timeout:.0f} s")
 
 
-def stored_job(client: httpx.Client, path: Path) -> str:
-    """Upload ``path`` straight to storage, then start a separation from its upload_id."""
+def from_storage(client: httpx.Client, path: Path) -> httpx.Response:
+    """Upload ``path`` straight to storage, then ask for a separation of its upload_id."""
     data = path.read_bytes()
     reserve = {"filename": path.name, "bytes": len(data)}
     upload = client.post("/v1/uploads", json=reserve)
@@ -141,9 +145,20 @@ def stored_job(client: httpx.Client, path: Path) -> str:
     put = httpx.put(upload.json()["put_url"], content=data, headers=upload.json()["headers"])
     assert put.status_code == 200, put.text
     body = {"input": {"upload_id": upload.json()["upload_id"]}, "shifts": 0}
-    accepted = client.post("/v1/separations", json=body)
-    assert accepted.status_code == 202, accepted.text
-    return str(accepted.json()["job_id"])
+    return client.post("/v1/separations", json=body)
+
+
+@pytest.fixture(scope="module")
+def corpus_url(corpus: dict[str, Path]) -> Iterator[str]:
+    """The corpus served over HTTP on loopback (the app allows private URLs here)."""
+    folder = next(iter(corpus.values())).parent
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    port = int(os.environ.get("STEMSCRIBE_TEST_FILES_PORT", "28300"))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{port}"
+        httpd.shutdown()
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
@@ -181,12 +196,18 @@ def test_readable_despite_odd_headers(
     assert transcribe(client, corpus[name]).status_code == 200
 
 
-@pytest.mark.parametrize("name", list(IN_STORAGE))
-def test_broken_stored_upload_fails_the_job_with_its_code(
-    client: httpx.Client, corpus: dict[str, Path], replicas_before: set[str], name: str
+@pytest.mark.parametrize("name", sorted(set(REFUSED) - NOT_BY_REFERENCE))
+def test_stored_uploads_and_urls_pass_the_same_probe(
+    client: httpx.Client,
+    corpus: dict[str, Path],
+    corpus_url: str,
+    replicas_before: set[str],
+    name: str,
 ) -> None:
-    job = finished(client, stored_job(client, corpus[name]))
-    assert (job["status"], job["error"]["code"]) == ("failed", IN_STORAGE[name]), job
+    status, code = REFUSED[name]
+    error_of(from_storage(client, corpus[name]), status, code)
+    by_url = {"input": {"url": f"{corpus_url}/{name}"}, "shifts": 0}
+    error_of(client.post("/v1/separations", json=by_url), status, code)
 
 
 def test_replicas_survive_the_corpus(

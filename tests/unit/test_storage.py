@@ -310,9 +310,14 @@ def test_local_presigned_urls_verify_with_the_signer(local: LocalStorage) -> Non
     query = {name: values[0] for name, values in parse_qs(parts.query).items()}
     assert query["filename"] == "my song.wav"
     assert int(query["exp"]) == int(url.expires_at.timestamp())
-    local.signer.verify("GET", "uploads/u1/my song.wav", query["exp"], query["sig"])
+    signed = (query["exp"], query["sig"])
+    local.signer.verify("GET", "uploads/u1/my song.wav", *signed, filename="my song.wav")
     with pytest.raises(InvalidSignature):
-        local.signer.verify("PUT", "uploads/u1/my song.wav", query["exp"], query["sig"])
+        local.signer.verify("PUT", "uploads/u1/my song.wav", *signed, filename="my song.wav")
+    with pytest.raises(InvalidSignature):  # the download name is signed too
+        local.signer.verify("GET", "uploads/u1/my song.wav", *signed, filename="evil.exe")
+    with pytest.raises(InvalidSignature):
+        local.signer.verify("GET", "uploads/u1/my song.wav", *signed)
 
     put = parse_qs(urlsplit(local.presign_put("uploads/u1/x.wav").url).query)
     local.signer.verify("PUT", "uploads/u1/x.wav", put["exp"][0], put["sig"][0])
