@@ -21,8 +21,8 @@ from starlette.types import Message
 
 from config import Settings
 from deployments.api import Services, create_api
-from deployments.api.ratelimit import TokenBucket
 from deployments.api.intake import safe_filename
+from deployments.api.ratelimit import TokenBucket
 from deployments.overload import refuse_overload
 from pipelines import audio
 from pipelines.errors import InvalidRequest, Overloaded
