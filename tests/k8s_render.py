@@ -96,11 +96,22 @@ def pod_templates_as_deployments(docs: list[Doc]) -> list[Doc]:
         labels = ray_pod_labels(rayservice, group, template)
         metadata = {**template.get("metadata", {}), "labels": labels}
         name = f"{rayservice['metadata']['name']}-ray-{group}"
+        # checkov reads its inline skips from the object's own metadata.
+        skips = {
+            key: value
+            for key, value in metadata.get("annotations", {}).items()
+            if key.startswith("checkov.io/")
+        }
         out.append(
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "annotations": skips,
+                },
                 "spec": {
                     "replicas": 1,
                     "selector": {"matchLabels": labels},
