@@ -313,9 +313,8 @@ def test_the_policy_check_sees_an_opening() -> None:
 
 
 def anchors(markdown: str) -> set[str]:
-    """GitHub's heading anchors (and bold runbook entries) of a Markdown file."""
+    """GitHub's heading anchors of a Markdown file."""
     titles = re.findall(r"^#+\s+(.+)$", markdown, re.M)
-    titles += re.findall(r"^\*\*(.+?)\*\*", markdown, re.M)
     slug = lambda t: re.sub(r"[^\w\- ]", "", t.strip().lower()).replace(" ", "-")  # noqa: E731
     return {slug(t) for t in titles}
 
