@@ -14,13 +14,15 @@
 #                    so pods start without reaching a model hub: Demucs names as they
 #                    are (htdemucs, htdemucs_ft, mdx_extra...) and faster-whisper specs
 #                    prefixed with "whisper:" (whisper:large-v3, whisper:distil-large-v3).
-#                    Default empty: models are fetched on first use and cached in the pod.
+#                    Default: exactly the models k8s/base/rayservice.yaml enables
+#                    (tests/unit/test_k8s_models.py keeps the two equal). After baking,
+#                    the Hugging Face hub is switched off (HF_HUB_OFFLINE=1): a Whisper
+#                    model that is not baked fails to load instead of downloading.
 #
 #   docker build -t stemscribe:0.1.0-ray2.60.0-py311-cpu .
 #   docker build -t stemscribe:0.1.0-ray2.60.0-py311-cu128 \
 #     --build-arg RAY_IMAGE_TAG=2.60.0-py311-cu128 \
-#     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 \
-#     --build-arg BAKE_MODELS="htdemucs whisper:large-v3" .
+#     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 .
 #
 # No credentials are baked in: storage endpoints, keys and API keys come from the
 # environment at run time (STEMSCRIBE_*, see config/settings.py).
@@ -29,7 +31,7 @@ ARG RAY_IMAGE_TAG=2.60.0-py311-cpu
 FROM rayproject/ray:${RAY_IMAGE_TAG}
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG BAKE_MODELS=""
+ARG BAKE_MODELS="htdemucs htdemucs_ft htdemucs_6s mdx_extra whisper:large-v3 whisper:small whisper:base whisper:tiny whisper:distil-large-v3"
 
 # Ray's images run as the unprivileged user "ray" (uid 1000, gid 100 "users") and
 # own their Python environment, so pip needs no root. Numeric, so Kubernetes can
@@ -60,6 +62,8 @@ COPY --chown=1000:100 config ./config
 COPY --chown=1000:100 pipelines ./pipelines
 COPY --chown=1000:100 scripts/bake_models.py ./scripts/bake_models.py
 RUN python -m scripts.bake_models "${BAKE_MODELS}"
+# From here on, pods never reach the Hugging Face hub: what is baked is what runs.
+ENV HF_HUB_OFFLINE=1
 
 # serve_config.container.yaml: serve_config.yaml on all interfaces, for `docker run`.
 # On Kubernetes, KubeRay replaces the command (ray start) and serveConfigV2 is used.

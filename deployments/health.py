@@ -1,0 +1,82 @@
+"""Serve ``check_health`` for model replicas: the model answers, or the replica is restarted.
+
+Serve calls ``check_health`` every ``health_check_period_s`` (10 s) and restarts a
+replica whose check raises or outlasts ``health_check_timeout_s`` (30 s). A replica
+that only reported "alive" would stay in rotation with a dead GPU, so:
+
+- while a call runs, the replica is healthy as long as the call makes progress
+  (a forward pass returns, a segment is decoded) at least every ``stuck_after_s``;
+- when idle, at most every ``probe_every_s`` the last model used runs a probe
+  (``pipelines.probes``) under the same lock as requests, within ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+STUCK_AFTER_S = 300.0
+PROBE_EVERY_S = 30.0
+PROBE_TIMEOUT_S = 20.0
+
+
+class ModelUnhealthy(RuntimeError):
+    """The replica's model did not answer; Serve replaces the replica."""
+
+
+class ModelHealth:
+    """One model lock, the time of the last progress under it, and the probe."""
+
+    def __init__(
+        self,
+        probe: Callable[[Any], None],
+        *,
+        stuck_after_s: float = STUCK_AFTER_S,
+        probe_every_s: float = PROBE_EVERY_S,
+        timeout_s: float = PROBE_TIMEOUT_S,
+    ) -> None:
+        self.lock = asyncio.Lock()
+        self._probe = probe
+        self._stuck_after = stuck_after_s
+        self._probe_every = probe_every_s
+        self._timeout = timeout_s
+        self._progress = time.monotonic()
+        self._probed = time.monotonic()
+        self._model: weakref.ref[Any] | None = None
+
+    @asynccontextmanager
+    async def exclusive(self, model: Any) -> AsyncIterator[None]:
+        """Run calls into ``model`` one at a time; remembered (weakly) for probes."""
+        async with self.lock:
+            self._model = weakref.ref(model)
+            self.progress()
+            yield
+
+    def progress(self) -> None:
+        """A unit of work finished (a batch, a segment)."""
+        self._progress = time.monotonic()
+
+    async def check(self) -> None:
+        """Raise ``ModelUnhealthy`` when the model is stuck or fails its probe."""
+        now = time.monotonic()
+        if self.lock.locked():
+            if now - self._progress > self._stuck_after:
+                raise ModelUnhealthy(
+                    f"no progress for {now - self._progress:.0f} s on the running call"
+                )
+            return
+        model = self._model() if self._model is not None else None
+        if model is None or now - self._probed < self._probe_every:
+            return
+        async with self.lock:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self._probe, model), self._timeout)
+            except TimeoutError:
+                raise ModelUnhealthy(f"the model probe took over {self._timeout:.0f} s") from None
+            except Exception as exc:
+                raise ModelUnhealthy(f"the model probe failed: {exc}") from exc
+            self._probed = time.monotonic()
