@@ -34,7 +34,7 @@ from bench.common import machine, write_section
 from config import AppArgs, Settings
 from stemscribe_client.stream import StreamResult, stream_audio
 from tests.serving import wait_ready
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 PORT = 28300
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"

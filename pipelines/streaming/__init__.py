@@ -11,10 +11,13 @@ from pipelines.streaming.decoding import (
     SAMPLE_RATE,
     DecodedSegment,
     DecodedWord,
+    DecodeOptions,
     DecodeRequest,
     Transcribe,
     decode_with_model,
+    sound_prefix,
 )
+from pipelines.streaming.degenerate import DegenerateLimits, degenerate_reason
 from pipelines.streaming.params import AudioFormat, StreamParams, parse_stream_params
 from pipelines.streaming.policy import SessionConfig, SpeechDetector, StreamingSession
 from pipelines.streaming.protocol import (
@@ -34,7 +37,7 @@ from pipelines.streaming.protocol import (
     ready,
 )
 from pipelines.streaming.resample import Resampler
-from pipelines.streaming.simulate import StreamRun, drive, split_audio
+from pipelines.streaming.simulate import StreamRun, drive, drive_paced, split_audio
 from pipelines.streaming.vad import VadConfig, has_speech
 
 __all__ = [
@@ -43,9 +46,11 @@ __all__ = [
     "AudioFormat",
     "ClientEvent",
     "Close",
+    "DecodeOptions",
     "DecodeRequest",
     "DecodedSegment",
     "DecodedWord",
+    "DegenerateLimits",
     "Finalize",
     "FrameDecoder",
     "KeepAlive",
@@ -62,7 +67,9 @@ __all__ = [
     "VadConfig",
     "closed",
     "decode_with_model",
+    "degenerate_reason",
     "drive",
+    "drive_paced",
     "error",
     "final",
     "has_speech",
@@ -71,5 +78,6 @@ __all__ = [
     "partial",
     "pcm_to_float",
     "ready",
+    "sound_prefix",
     "split_audio",
 ]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.streaming.degenerate import degenerate_reason
+
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment
@@ -38,12 +40,23 @@ class DecodedWord:
 
 @dataclass(frozen=True)
 class DecodedSegment:
-    """One decoded segment (roughly a sentence) with its words."""
+    """One decoded segment (roughly a sentence) with its words and decoder scores."""
 
     start: float
     end: float
     text: str
     words: tuple[DecodedWord, ...] = ()
+    avg_logprob: float | None = None
+    """Mean token log-probability (None when the decoder does not report it)."""
+    no_speech_prob: float | None = None
+    """The model's probability that the window held no speech."""
+
+    @property
+    def degenerate(self) -> str | None:
+        """Why this segment is a degenerate decode (a loop, noise), or None."""
+        return degenerate_reason(
+            self.text, avg_logprob=self.avg_logprob, no_speech_prob=self.no_speech_prob
+        )
 
 
 @dataclass(frozen=True, eq=False)  # an ndarray field has no useful ==
@@ -76,25 +89,74 @@ Transcribe = Callable[[DecodeRequest], Sequence[DecodedSegment]]
 """What a session's driver calls for each request (in process or remote)."""
 
 
-def decode_with_model(
-    model: WhisperModel, request: DecodeRequest, *, beam_size: int = 1
-) -> list[DecodedSegment]:
-    """Decode one window with a faster-whisper model, greedily and reproducibly.
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a live window is decoded (the same for every window of a session)."""
 
-    Temperature 0 without fallback keeps two decodes of a growing window
-    comparable; previous-text conditioning is off because the session supplies
-    the context itself as ``initial_prompt``; the built-in VAD filter is off
-    because the session already skips silence.
+    beam_size: int = 5
+    """Beam search as for file jobs: greedy decoding of short windows mangles
+    the first words of an utterance ("Seven silver" → "7-0") and loops more."""
+    fallback_temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    """Retried hotter (Whisper's fallback) when a decode without prompt is degenerate."""
+
+
+def decode_with_model(
+    model: WhisperModel, request: DecodeRequest, options: DecodeOptions | None = None
+) -> list[DecodedSegment]:
+    """Decode one window with a faster-whisper model, guarded against degenerate output.
+
+    The first attempt runs at temperature 0 (reproducible, so two decodes of a
+    growing window stay comparable) with the session's ``prompt``. When a segment
+    is degenerate (a repetition loop, text over noise: `degenerate_reason`), it
+    is retried without the prompt (which may carry the loop's seed), then with
+    Whisper's temperature fallback. Whatever is still degenerate is cut off with
+    everything after it, so a session never sees it. Previous-text conditioning
+    is off because the session supplies the context itself; the built-in VAD
+    filter is off because the session already skips silence.
     """
+    options = options or DecodeOptions()
+    attempts: list[tuple[str | None, tuple[float, ...]]] = [(request.prompt, (0.0,))]
+    if request.prompt:
+        attempts.append((None, (0.0,)))
+    if options.fallback_temperatures:
+        attempts.append((None, options.fallback_temperatures))
+    best: list[DecodedSegment] = []
+    for prompt, temperatures in attempts:
+        segments = _decode(model, request, options, prompt, temperatures)
+        sound = sound_prefix(segments)
+        if len(sound) == len(segments):
+            return segments
+        if not best or len(sound) > len(best):
+            best = sound
+    return best
+
+
+def sound_prefix(segments: Sequence[DecodedSegment]) -> list[DecodedSegment]:
+    """The segments before the first degenerate one."""
+    sound: list[DecodedSegment] = []
+    for segment in segments:
+        if segment.degenerate is not None:
+            break
+        sound.append(segment)
+    return sound
+
+
+def _decode(
+    model: WhisperModel,
+    request: DecodeRequest,
+    options: DecodeOptions,
+    prompt: str | None,
+    temperatures: tuple[float, ...],
+) -> list[DecodedSegment]:
     segments, _ = model.transcribe(
         request.audio,
         language=request.language,
         task="transcribe",
-        beam_size=beam_size,
-        temperature=0.0,
+        beam_size=options.beam_size,
+        temperature=list(temperatures) if len(temperatures) > 1 else temperatures[0],
         word_timestamps=True,
         condition_on_previous_text=False,
-        initial_prompt=request.prompt or None,
+        initial_prompt=prompt or None,
         vad_filter=False,
     )
     return [_segment(segment) for segment in segments]
@@ -109,4 +171,6 @@ def _segment(segment: Segment) -> DecodedSegment:
             DecodedWord(w.word, float(w.start), float(w.end), float(w.probability))
             for w in segment.words or ()
         ),
+        avg_logprob=float(segment.avg_logprob),
+        no_speech_prob=float(segment.no_speech_prob),
     )

@@ -35,7 +35,9 @@ from pipelines.streaming.decoding import (
     DecodedSegment,
     DecodedWord,
     DecodeRequest,
+    sound_prefix,
 )
+from pipelines.streaming.degenerate import degenerate_reason
 from pipelines.streaming.protocol import ServerEvent, final, partial
 from pipelines.streaming.vad import VadConfig, has_speech
 
@@ -147,6 +149,9 @@ class StreamingSession:
     def apply(self, segments: Sequence[DecodedSegment]) -> list[ServerEvent]:
         """Apply the result of the in-flight request; return messages to send."""
         request = self._take_inflight()
+        # Whatever decoded them, degenerate segments (loops, text over noise)
+        # are neither committed nor shown: the next decode tries that audio again.
+        segments = sound_prefix(segments)
         words = _absolute_words(segments, request)
         if request.flush:
             committed = self._agreement.flush(words)
@@ -250,6 +255,8 @@ class StreamingSession:
         if len(text) > self.config.prompt_chars:
             text = text[-self.config.prompt_chars :]
             text = text.split(" ", 1)[-1]  # no half word at the cut
+        if degenerate_reason(text) is not None:
+            return None  # a loop in the prompt seeds the same loop again
         return text or None
 
     def _events(self, committed: list[DecodedWord]) -> list[ServerEvent]:

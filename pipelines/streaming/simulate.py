@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,6 +80,49 @@ def drive(
     request = session.finalize() if finalize else None
     if request is not None:
         _record(run, session, session.apply_final(_call(run, transcribe, request)))
+    return run
+
+
+DecodeCost = Callable[[DecodeRequest, float], float]
+"""``(request, measured wall seconds) -> seconds the decode takes in the simulation``."""
+
+
+def drive_paced(
+    session: StreamingSession,
+    transcribe: Transcribe,
+    chunks: Iterable[np.ndarray],
+    chunk_seconds: float,
+    *,
+    cost: DecodeCost | None = None,
+) -> StreamRun:
+    """Like `drive`, but frames arrive every ``chunk_seconds`` of stream time while
+    each decode takes its own (measured, or ``cost``) time, as on a live socket.
+
+    Frames that arrive during a decode are fed before its result is applied
+    (the ingress does the same), so windows grow by as much audio as the
+    decodes let pass: slow decodes mean fewer, longer steps. Ends with a finalize.
+    """
+    run = StreamRun()
+    clock, busy_until = 0.0, 0.0
+    pending: tuple[DecodeRequest, list[DecodedSegment]] | None = None
+    for chunk in chunks:
+        clock += len(chunk) / SAMPLE_RATE if chunk_seconds <= 0 else chunk_seconds
+        if pending is not None and clock >= busy_until:
+            _record(run, session, session.apply(pending[1]))
+            pending = None
+        session.feed(chunk)
+        if pending is None and session.needs_decode():
+            request = session.prepare()
+            began = run.transcribe_seconds
+            segments = _call(run, transcribe, request)
+            took = run.transcribe_seconds - began
+            busy_until = clock + (took if cost is None else cost(request, took))
+            pending = (request, segments)
+    if pending is not None:
+        _record(run, session, session.apply(pending[1]))
+    flush = session.finalize()
+    if flush is not None:
+        _record(run, session, session.apply_final(_call(run, transcribe, flush)))
     return run
 
 

@@ -30,7 +30,7 @@ from tests.api.test_streaming_ws import (
     wait_for_no_sessions,
 )
 from tests.fakes import InProcessTranscriber
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.api, pytest.mark.timeout(120)]
 

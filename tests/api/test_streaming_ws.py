@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.fakes import InProcessTranscriber
-from tests.wer import normalize_words, word_error_rate
+from evaluation.wer import normalize_words, word_error_rate
 
 pytestmark = [pytest.mark.api, pytest.mark.timeout(120)]
 

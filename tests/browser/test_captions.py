@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect
 
 from tests.browser.conftest import deploy, launch, local_settings, screenshot, use_api_key
 from tests.speech import TRANSCRIPTS, speech_path
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

@@ -14,7 +14,7 @@ from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.browser.conftest import choose_file, screenshot
 from tests.speech import TRANSCRIPTS, WER_BOUND, speech_path
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

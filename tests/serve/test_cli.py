@@ -19,7 +19,7 @@ from pipelines import audio
 from stemscribe_client.transfer import fetch, part_path, storage_client
 from tests.audio_factory import random_bytes, sine_mix
 from tests.speech import TRANSCRIPTS, WER_BOUND, song_with_vocals, speech_path
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 

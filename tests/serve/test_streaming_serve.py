@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from stemscribe_client.stream import StreamResult, stream_audio, stream_file
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 

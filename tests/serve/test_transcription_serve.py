@@ -20,7 +20,7 @@ from tests.speech import (
     song_with_vocals,
     speech_path,
 )
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = pytest.mark.serve
 

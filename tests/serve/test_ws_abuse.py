@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from stemscribe_client.stream import StreamResult, stream_file
 from tests.serve.conftest import APP
-from tests.wer import word_error_rate
+from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 

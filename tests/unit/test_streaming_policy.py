@@ -29,7 +29,7 @@ from pipelines.streaming import (
     decode_with_model,
     drive,
 )
-from tests.wer import normalize_words, word_error_rate
+from evaluation.wer import normalize_words, word_error_rate
 
 pytestmark = pytest.mark.unit
 

@@ -27,7 +27,7 @@ from pipelines.transcription import (
     resolve_model,
     transcribe,
 )
-from tests.wer import normalize_words, word_error_rate
+from evaluation.wer import normalize_words, word_error_rate
 
 pytestmark = pytest.mark.unit
 
