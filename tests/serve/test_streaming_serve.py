@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from stemscribe_client.stream import StreamResult, stream_audio, stream_file
 from evaluation.wer import word_error_rate
+from stemscribe_client.stream import StreamResult, stream_audio, stream_file
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 
