@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config.compat import CompatArgs
 from config.jobs import JobsArgs
 from config.models import SeparationArgs, StreamingArgs, TranscriptionArgs
 
@@ -189,6 +190,10 @@ class AppArgs(_Strict):
     jobs: JobsArgs = Field(
         default_factory=JobsArgs,
         description="Recovery of interrupted jobs (reaper, leases) and retention (sweeper).",
+    )
+    compat: CompatArgs = Field(
+        default_factory=CompatArgs,
+        description="Routes and Socket.IO namespaces of the servers stemscribe replaces.",
     )
 
 
