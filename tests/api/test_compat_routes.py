@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from config import AppArgs
@@ -45,9 +46,7 @@ def test_health_serves_both_shapes_and_stays_open(client: TestClient) -> None:
     assert body["transcription_endpoint"] == "/transcribe"
 
 
-def test_separation_server_upload_status_download_jobs(
-    client: TestClient, song_mp3: bytes
-) -> None:
+def test_separation_server_upload_status_download_jobs(client: TestClient, song_mp3: bytes) -> None:
     info = client.get("/api/info").json()
     assert info["models"] == ["demucs_unittest", "tiny_htdemucs"]
     assert info["stems"] == ["all", "vocals", "drums", "bass", "other"]
@@ -155,3 +154,24 @@ def test_compat_switched_off(services: Services) -> None:
         assert off.get("/api/info").status_code == 404
         assert off.get("/models").status_code == 404
         assert off.get("/healthz").status_code == 200
+
+
+def test_seed_routes_need_a_key_and_keep_tenants_apart(services: Services, song_mp3: bytes) -> None:
+    keys = SecretStr(f"acme:{'a' * 24}, beta:{'b' * 24}")
+    settings = services.settings.model_copy(update={"api_keys": keys})
+    acme = {"Authorization": f"Bearer {'a' * 24}"}
+    beta = {"Authorization": f"Bearer {'b' * 24}"}
+    with TestClient(create_api(replace(services, settings=settings))) as client:
+        assert client.get("/health").status_code == 200
+        for path in ("/api/info", "/api/jobs", "/models", "/files/abc", "/status/abc"):
+            refused = client.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["error"]["code"] == "unauthorized"
+        upload = client.post("/upload", files={"file": ("s.mp3", song_mp3)})
+        assert upload.status_code == 401
+        file_id = client.post("/upload", files={"file": ("s.mp3", song_mp3)}, headers=acme)
+        file_id = file_id.json()["file_id"]
+        assert client.get(f"/status/{file_id}", headers=acme).status_code == 200
+        assert client.get(f"/status/{file_id}", headers=beta).status_code == 404
+        assert client.delete(f"/cleanup/{file_id}", headers=beta).status_code == 404
+        assert client.delete(f"/cleanup/{file_id}", headers=acme).status_code == 200
