@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint fmt bench fuzz sysdeps clean
+.PHONY: run test test-fast lint fmt bench fuzz sysdeps jsdeps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,17 @@ venv: $(STAMP)
 sysdeps:
 	bash scripts/install-system-deps.sh
 
+# The socket.io-client the earlier servers' pages load, for the browser tests.
+JS_DIR := tests/browser/js
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json
+	npm ci --prefix $(JS_DIR) --no-audit --no-fund
+
+jsdeps: $(JS_DIR)/node_modules/.package-lock.json
+
 run: $(STAMP)
 	$(BIN)/serve run serve_config.yaml
 
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps jsdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -45,4 +52,4 @@ fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(JS_DIR)/node_modules

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 import socketio
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.api.auth import OPEN_TENANT, ApiKeys, route_path
 from deployments.api.services import Services
@@ -86,9 +86,20 @@ class WithSocketIO:
         if scope["type"] in ("http", "websocket"):
             path = route_path(scope)
             if path == SOCKETIO_PATH or path.startswith(SOCKETIO_PATH + "/"):
-                await self.engine(scope, receive, send)
+                await self.engine(scope, receive, with_close_code(send))
                 return
         await self.app(scope, receive, send)
+
+
+def with_close_code(send: Send) -> Send:
+    """Engine.IO closes sockets without a code; the Serve proxy reads one (1000: normal)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "websocket.close" and "code" not in message:
+            message = {**message, "code": 1000}
+        await send(message)
+
+    return sending
 
 
 def mount_socketio(app: FastAPI, services: Services, keys: ApiKeys) -> WithSocketIO:
