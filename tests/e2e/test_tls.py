@@ -78,7 +78,8 @@ def tls_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         "ssl_certfile": str(cert),
         "ssl_keyfile": str(key),
     }
-    with serve_run(config, work, f"https://127.0.0.1:{TLS_PORT}", verify=str(cert)) as base:
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with serve_run(config, work, f"https://127.0.0.1:{TLS_PORT}", verify=trusted) as base:
         yield base, cert
 
 
@@ -118,7 +119,8 @@ async def transcribe_over_wss(base: str, cert: Path) -> dict[str, Any]:
 
 def test_https_with_a_self_signed_certificate(tls_app: tuple[str, Path]) -> None:
     base, cert = tls_app
-    health = httpx.get(f"{base}/health", verify=str(cert), timeout=30)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    health = httpx.get(f"{base}/health", verify=trusted, timeout=30)
     assert health.status_code == 200 and health.json()["status"] == "healthy"
     with pytest.raises(httpx.ConnectError):  # an untrusted certificate is refused
         httpx.get(f"{base}/health", timeout=30)
