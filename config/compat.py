@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 Transport = Literal["polling", "websocket"]
 _BOTH: list[Transport] = ["polling", "websocket"]
-
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class CompatArgs(BaseModel):
