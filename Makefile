@@ -10,7 +10,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint fmt bench fuzz sysdeps clean checkov
+.PHONY: run test test-fast lint fmt bench fuzz sysdeps jsdeps clean checkov
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,17 @@ checkov: $(CHECKOV)
 sysdeps:
 	bash scripts/install-system-deps.sh
 
+# The socket.io-client the earlier servers' pages load, for the browser tests.
+JS_DIR := tests/browser/js
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json
+	npm ci --prefix $(JS_DIR) --no-audit --no-fund
+
+jsdeps: $(JS_DIR)/node_modules/.package-lock.json
+
 run: $(STAMP)
 	$(BIN)/serve run serve_config.yaml
 
-test: $(STAMP) $(CHECKOV) sysdeps
+test: $(STAMP) $(CHECKOV) sysdeps jsdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(CHECKOV)
@@ -56,4 +63,4 @@ fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache $(JS_DIR)/node_modules

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.compat import CompatArgs
 from config.jobs import JobsArgs
 from config.models import SeparationArgs, StreamingArgs, TranscriptionArgs
 from config.quantity import parse_bytes
@@ -204,6 +205,10 @@ class AppArgs(_Strict):
     jobs: JobsArgs = Field(
         default_factory=JobsArgs,
         description="Recovery of interrupted jobs (reaper, leases) and retention (sweeper).",
+    )
+    compat: CompatArgs = Field(
+        default_factory=CompatArgs,
+        description="Routes and Socket.IO namespaces of the servers stemscribe replaces.",
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from ray.serve.handle import DeploymentHandle
+from starlette.types import ASGIApp
 
 from config import AppArgs, Settings
-from deployments.api import Services, create_api
+from deployments.api import Services, create_asgi
 from deployments.clients import TranscriberClient
 from deployments.launcher import HandleLauncher
 from deployments.metrics import STREAM_SESSIONS, MeteredStorage
@@ -38,5 +38,5 @@ class Ingress:
             on_stream_sessions=lambda count: STREAM_SESSIONS.set(count),
         )
 
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self.services)
+    def __serve_build_asgi_app__(self) -> ASGIApp:
+        return create_asgi(self.services)

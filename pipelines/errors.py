@@ -117,3 +117,15 @@ class JobAbandoned(StemscribeError):
     """The job was interrupted (its replica died or lost storage) on every attempt allowed."""
 
     code = "job_abandoned"
+
+
+class JobNotFinished(StemscribeError):
+    """A job's results were asked for before it succeeded."""
+
+    code = "job_not_finished"
+
+
+class ModelNotAvailable(StemscribeError):
+    """A model family a client names that this service does not provide."""
+
+    code = "model_not_available"

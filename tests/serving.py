@@ -23,15 +23,20 @@ TINY_HTDEMUCS: dict[str, Any] = {
 """A complete but tiny HTDemucs: 2 s windows at 44.1 kHz, fast on a CPU."""
 
 
-def wait_ready(base_url: str, timeout: float = 180.0, process: Any = None) -> None:
-    """Poll until the app's own routes answer (the proxy may answer 404 before that)."""
+def wait_ready(
+    base_url: str, timeout: float = 180.0, process: Any = None, verify: Any = True
+) -> None:
+    """Poll until the app's own routes answer (the proxy may answer 404 before that).
+
+    ``verify``: httpx's TLS verification (a CA file for a self-signed server).
+    """
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            response = httpx.get(f"{base_url}/readyz", timeout=10)
+            response = httpx.get(f"{base_url}/readyz", timeout=10, verify=verify)
             if response.status_code == 200 and response.json().get("status") == "ready":
                 return
             last = f"{response.status_code} {response.text[:200]}"

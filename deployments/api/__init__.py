@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from deployments.api import (
     files,
@@ -18,11 +19,12 @@ from deployments.api import (
     web,
 )
 from deployments.api.auth import OPEN_TENANT, ApiKeys
+from deployments.api.compat import include_compat_routes
 from deployments.api.errors import install_error_handlers
 from deployments.api.middleware import install_middleware
 from deployments.api.services import JobLauncher, Services
 
-__all__ = ["JobLauncher", "Services", "create_api"]
+__all__ = ["JobLauncher", "Services", "create_api", "create_asgi"]
 
 log = logging.getLogger(__name__)
 
@@ -47,5 +49,17 @@ def create_api(services: Services) -> FastAPI:
     install_middleware(app, services, keys)
     for module in (health, uploads, separations, transcriptions, openai, jobs, files, streaming):
         app.include_router(module.router)
+    if services.args.compat.enabled:
+        include_compat_routes(app)
     app.include_router(web.router)
     return app
+
+
+def create_asgi(services: Services) -> ASGIApp:
+    """What an Ingress replica serves: the API, plus Socket.IO when compat is enabled."""
+    app = create_api(services)
+    if not services.args.compat.enabled:
+        return app
+    from deployments.api.compat.sockets import mount_socketio
+
+    return mount_socketio(app, services, ApiKeys.from_settings(services.settings))

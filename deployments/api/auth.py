@@ -7,7 +7,9 @@ service runs open (a warning is logged when the app is built) and every caller i
 the tenant ``public``.
 
 What needs a key (`needs_key`): every path under ``/v1``, HTTP and WebSocket,
-except ``/v1/files/``. Health (``/healthz``, ``/readyz``), the web page (``/``,
+except ``/v1/files/``, and the compatibility routes of the earlier servers that act
+for a tenant (`SEED_PREFIXES`; their Socket.IO namespaces check keys on connect).
+Health (``/healthz``, ``/readyz``, ``/health``), the web page (``/``,
 ``/static/...``) and the API docs stay open.
 
 File URLs are authorized by their signature alone. ``/v1/files/{key}?exp=&sig=`` is
@@ -41,6 +43,21 @@ from pipelines.errors import Unauthorized
 OPEN_TENANT = "public"
 """The tenant of every caller when no keys are configured."""
 FILES_PREFIX = "/v1/files/"
+SEED_PREFIXES = (
+    "/api/",
+    "/models",
+    "/upload",
+    "/process/",
+    "/separate/",
+    "/status/",
+    "/download/",
+    "/files/",
+    "/cleanup/",
+)
+"""Routes of the earlier servers (``deployments/api/compat``) that act for a tenant;
+their ``/health`` stays open like ``/healthz``."""
+SEED_BODY_PREFIXES = ("/api/upload", "/upload", "/process/", "/separate/")
+"""Those of them that take a request body, held to the upload limit like ``/v1``."""
 
 
 def route_path(scope: Scope) -> str:
@@ -53,8 +70,19 @@ def route_path(scope: Scope) -> str:
 
 
 def needs_key(path: str) -> bool:
-    """``/v1`` and everything under it, except the signed file URLs."""
-    return (path == "/v1" or path.startswith("/v1/")) and not path.startswith(FILES_PREFIX)
+    """``/v1`` and everything under it, except the signed file URLs; the seed routes."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return not path.startswith(FILES_PREFIX)
+    return _under(path, SEED_PREFIXES)
+
+
+def has_body_limit(path: str) -> bool:
+    """Requests whose bodies are held to the upload limit: ``/v1`` and the seed uploads."""
+    return path.startswith("/v1/") or _under(path, SEED_BODY_PREFIXES)
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 class ApiKeys:

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.StemscribeError], int] = {
     errors.Unauthorized: 401,
     errors.NotFound: 404,
     errors.IdempotencyConflict: 409,
+    errors.JobNotFinished: 409,
     errors.PayloadTooLarge: 413,
     errors.AudioTooLong: 413,
     errors.UnsupportedAudio: 415,
@@ -38,6 +39,7 @@ STATUS: dict[type[errors.StemscribeError], int] = {
     errors.RateLimited: 429,
     errors.Overloaded: 503,
     errors.StorageUnavailable: 503,
+    errors.ModelNotAvailable: 501,
 }
 
 HTTP_CODES = {
@@ -51,6 +53,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
+    501: "not_implemented",
     503: "unavailable",
 }
 

@@ -56,6 +56,10 @@ class StoredInput:
     key: str
     filename: str
 
+    @property
+    def upload_id(self) -> str:
+        return self.key.split("/")[1]
+
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
 
@@ -132,7 +136,7 @@ async def store_url(services: Services, url: str) -> StoredInput:
 
 async def stored_upload(services: Services, upload_id: str, owner: str) -> StoredInput:
     """The caller's reserved upload, size-checked and probed where it is stored."""
-    reservation = await _reservation(services, upload_id, owner)
+    reservation = await find_reservation(services, upload_id, owner)
     key = upload_input_key(upload_id)
     try:
         info = await asyncio.to_thread(services.storage.stat, key)
@@ -154,7 +158,8 @@ async def stored_upload(services: Services, upload_id: str, owner: str) -> Store
     return StoredInput(key, reservation.filename)
 
 
-async def _reservation(services: Services, upload_id: str, owner: str) -> UploadReservation:
+async def find_reservation(services: Services, upload_id: str, owner: str) -> UploadReservation:
+    """The reservation of ``upload_id`` if ``owner`` made it; else ``NotFound``."""
     missing = NotFound(f"No upload with id {upload_id!r}.")
     if not _UPLOAD_ID.fullmatch(upload_id):
         raise missing
@@ -172,11 +177,17 @@ async def reserve(services: Services, owner: str, filename: str, size: int) -> s
     """Record a new upload for ``owner``; its id."""
     upload_id = new_upload_id()
     reservation = UploadReservation(owner=owner, filename=reserved_filename(filename), bytes=size)
+    await record_reservation(services, upload_id, reservation)
+    return upload_id
+
+
+async def record_reservation(
+    services: Services, upload_id: str, reservation: UploadReservation
+) -> None:
     data = reservation.model_dump_json().encode()
     await asyncio.to_thread(
         services.storage.put, upload_meta_key(upload_id), data, "application/json"
     )
-    return upload_id
 
 
 async def declared_size(services: Services, key: str) -> int | None:

@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from deployments.api.auth import ApiKeys, needs_key, route_path
+from deployments.api.auth import ApiKeys, has_body_limit, needs_key, route_path
 from deployments.api.errors import domain_response
 from deployments.api.intake import max_upload_bytes
 from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, refuse
@@ -93,7 +93,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: StemscribeErr
 
 
 class BodyLimitMiddleware:
-    """413 for a ``/v1`` request body over ``limit`` bytes, without reading the rest.
+    """413 for a request body (``/v1``, seed uploads) over ``limit`` bytes, unread.
 
     A declared ``Content-Length`` over the limit is refused before the app runs. A
     body without one (chunked) is counted as the app reads it: the read that crosses
@@ -109,7 +109,7 @@ class BodyLimitMiddleware:
         if (
             scope["type"] != "http"
             or scope["method"] not in BODY_METHODS
-            or not route_path(scope).startswith("/v1/")
+            or not has_body_limit(route_path(scope))
         ):
             await self.app(scope, receive, send)
             return

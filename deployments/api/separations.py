@@ -22,7 +22,7 @@ from pipelines.lyrics import LyricsParams
 router = APIRouter(prefix="/v1", tags=["separations"])
 
 
-async def _checked(services: Services, params: SeparationParams) -> SeparationParams:
+async def checked_separation(services: Services, params: SeparationParams) -> SeparationParams:
     params.model = params.model or services.args.separation.default_model
     models = await services.launcher.separation_models()
     sources = {name: info["sources"] for name, info in models.items()}
@@ -39,7 +39,7 @@ async def create_separation(
     """Multipart ``file=`` or JSON ``{"input": {...}}`` plus separation parameters."""
 
     async def validate(job: JobRequest) -> tuple[dict[str, object], dict[str, object]]:
-        params = await _checked(services, SeparationParams.model_validate(job.params))
+        params = await checked_separation(services, SeparationParams.model_validate(job.params))
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         return params.model_dump(), {"seed": seed, "model": params.model}
 
@@ -59,7 +59,7 @@ async def create_lyrics(
 
     async def validate(job: JobRequest) -> tuple[dict[str, object], dict[str, object]]:
         params = LyricsParams.model_validate(job.params)
-        separation = await _checked(services, params.separation())
+        separation = await checked_separation(services, params.separation())
         params.separation_model = separation.model
         checked_transcription(services, params.transcription())
         params.model = services.transcriber.resolve(params.model)

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,6 +28,13 @@ def offline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     work = tmp_path_factory.mktemp("e2e")
     config = yaml.safe_load((ROOT / "serve_config.offline.yaml").read_text())
     config["http_options"]["port"] = E2E_PORT  # only the port differs from the shipped file
+    with serve_run(config, work, f"http://127.0.0.1:{E2E_PORT}") as base:
+        yield base, work / "data"
+
+
+@contextlib.contextmanager
+def serve_run(config: dict[str, Any], work: Path, base: str, verify: Any = True) -> Iterator[str]:
+    """``serve run`` of ``config`` in a cluster of its own, until the block ends; ``base``."""
     config_path = work / "serve_config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -45,10 +53,9 @@ def offline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{E2E_PORT}"
     try:
-        wait_ready(base, timeout=240, process=process)
-        yield base, work / "data"
+        wait_ready(base, timeout=240, process=process, verify=verify)
+        yield base
     except Exception:
         print((work / "serve.log").read_text()[-5000:])
         raise

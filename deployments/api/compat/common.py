@@ -1,0 +1,134 @@
+"""What both earlier servers' routes share: job states in their words, multipart files,
+job submission through the ``/v1`` admission path, and file bodies from storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.datastructures import FormData, UploadFile
+
+from deployments.api import admission
+from deployments.api.separations import checked_separation
+from deployments.api.services import Services
+from deployments.api.submission import JobRequest, accept_job, max_upload_bytes
+from deployments.api.transcriptions import checked_transcription
+from pipelines.errors import InvalidRequest, JobNotFinished, PayloadTooLarge
+from pipelines.jobs import JobRecord, JobStatus, OutputFile, SeparationParams
+from pipelines.jobs.transcription import TranscriptionParams
+
+OLD_STATUS = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "processing",
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "failed",
+}
+"""stemscribe's job states in the earlier servers' vocabulary (cancelled had no word)."""
+
+
+def percent(record: JobRecord) -> int:
+    """Progress 0-100; 100 only once the job succeeded (its outputs are all written)."""
+    if record.status is JobStatus.SUCCEEDED:
+        return 100
+    return min(99, int(record.progress * 100))
+
+
+def message(record: JobRecord) -> str:
+    """A sentence for a person, as the old status calls carried."""
+    if record.status is JobStatus.QUEUED:
+        return "Waiting for a worker."
+    if record.status is JobStatus.RUNNING:
+        return f"Processing ({percent(record)}%)."
+    if record.status is JobStatus.SUCCEEDED:
+        return "Completed."
+    if record.status is JobStatus.CANCELLED:
+        return "Cancelled."
+    error = record.error or {}
+    return str(error.get("message") or "The job failed.")
+
+
+def form_file(form: FormData, field: str, services: Services) -> UploadFile:
+    """The multipart part ``field``: present, not empty, within the upload limit."""
+    upload = form.get(field)
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest(f"The multipart body needs a {field}= part.", details={"field": field})
+    size = upload.size or 0
+    limit = max_upload_bytes(services)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"The file is {size} bytes; the upload limit is {limit} bytes.",
+            details={"limit_bytes": limit},
+        )
+    if size == 0:
+        raise InvalidRequest("The uploaded file is empty.", details={"field": field})
+    return upload
+
+
+def form_text(form: FormData, field: str, default: str) -> str:
+    value = form.get(field, default)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"Field {field!r} must be text.", details={"field": field})
+    return value.strip() or default
+
+
+async def replayed(request: Request, services: Services, owner: str, kind: str) -> str | None:
+    """The job of a repeated ``Idempotency-Key``, else None once the tenant's cap allows one.
+
+    Run before the body is read, as ``/v1`` does, so a refusal costs no upload.
+    """
+    replay = await admission.admit(request, services, owner, kind)
+    return None if replay is None else str(json.loads(bytes(replay.body))["job_id"])
+
+
+async def submit(
+    request: Request, services: Services, owner: str, job: JobRequest, kind: str
+) -> str:
+    """Accept ``job`` exactly as ``/v1`` does (validate, store, record, hand over); its id.
+
+    ``job.params`` are the stemscribe parameters the old call translates to.
+    """
+
+    async def validate(job: JobRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+        if kind == "separation":
+            params = await checked_separation(services, SeparationParams.model_validate(job.params))
+            seed = secrets.randbelow(2**31)
+            return params.model_dump(), {"seed": seed, "model": params.model}
+        checked = checked_transcription(services, TranscriptionParams.model_validate(job.params))
+        return checked.model_dump(), {"model": checked.model}
+
+    response = await accept_job(request, services, owner, job, kind, validate)
+    return str(json.loads(bytes(response.body))["job_id"])
+
+
+async def load(services: Services, job_id: str, owner: str) -> JobRecord:
+    return await asyncio.to_thread(services.jobs.get, job_id, owner)
+
+
+def finished(record: JobRecord) -> JobRecord:
+    """``record`` when it succeeded; else `JobNotFinished` (409) saying where it stands."""
+    if record.status is not JobStatus.SUCCEEDED:
+        raise JobNotFinished(
+            f"Job {record.job_id} is {OLD_STATUS[record.status]}; results exist once it completed.",
+            details={"status": OLD_STATUS[record.status], "progress": percent(record)},
+        )
+    return record
+
+
+async def file_response(services: Services, output: OutputFile, filename: str) -> Response:
+    """The object's bytes through the ingress, as the old servers sent them (``curl -O``)."""
+    info = await asyncio.to_thread(services.storage.stat, output.key)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Length": str(info.size),
+    }
+    media = output.content_type or "application/octet-stream"
+    if info.size == 0:
+        return Response(b"", headers=headers, media_type=media)
+    chunks = services.storage.stream(output.key, 0, info.size - 1)
+    return StreamingResponse(chunks, headers=headers, media_type=media)

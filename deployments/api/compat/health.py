@@ -1,0 +1,24 @@
+"""``GET /health`` as both earlier servers answered it (one route serves both shapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from deployments.api.services import Services, get_services
+
+router = APIRouter(tags=["compat"])
+
+
+@router.get("/health")
+async def health(services: Services = Depends(get_services)) -> dict[str, Any]:
+    """The process answers; which model families it serves (readiness: ``/readyz``)."""
+    return {
+        "status": "healthy",
+        "message": "stemscribe is running.",
+        "available_models": ["demucs", "whisper"],
+        "websocket_support": True,
+        "transcription_endpoint": "/transcribe",
+        "default_model": services.args.separation.default_model,
+    }
