@@ -14,10 +14,10 @@ from starlette.testclient import TestClient
 
 from config import AppArgs
 from deployments.api import Services, create_api
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.speech import TRANSCRIPTS, speech_path
-from tests.wer import word_error_rate
 
 pytestmark = pytest.mark.api
 

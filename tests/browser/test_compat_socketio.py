@@ -16,11 +16,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.serve.test_compat_socketio import CHUNK_SECONDS, SPEED, WER_BOUND, pcm16_chunks
 from tests.speech import TRANSCRIPTS
-from tests.wer import word_error_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 

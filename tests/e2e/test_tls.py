@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from evaluation.wer import word_error_rate
 from tests.e2e.conftest import ROOT, serve_run
 from tests.serve.test_compat_socketio import pcm16_chunks
 from tests.speech import TRANSCRIPTS, WER_BOUND
-from tests.wer import word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

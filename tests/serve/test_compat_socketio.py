@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import socketio
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.speech import TRANSCRIPTS, speech_path
-from tests.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(400)]
 
