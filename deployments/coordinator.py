@@ -26,6 +26,7 @@ from deployments.metrics import JobMeter, MeteredStorage
 from deployments.recovery import job_maintenance, replica_name
 from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
+from pipelines.errors import ModelLoading, ModelUnavailable
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.inputs import FileBody, run_file_job
 from pipelines.jobs.kinds import job_body, separation_model_of
@@ -87,14 +88,15 @@ class JobCoordinator:
     async def models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
         """Every enabled separation model: its info once loaded, else its state.
 
-        ``wait_for``: an enabled model a request is about to use; it is loaded first
-        (for at most ``MODEL_WAIT_SECONDS``), raising ``ModelUnavailable`` or
-        ``ModelLoading`` when it cannot be used.
+        ``wait_for``: an enabled model a request is about to use; its load is waited
+        for (at most ``MODEL_WAIT_SECONDS``). Its state tells the caller whether it can
+        be used: a failure is data here, not an error logged with a trace per request.
         """
         self._start_background()
         enabled = self._args.separation.models
         if wait_for in enabled:
-            await self._separators.get(wait_for, wait=MODEL_WAIT_SECONDS)
+            with contextlib.suppress(ModelUnavailable, ModelLoading):
+                await self._separators.get(wait_for, wait=MODEL_WAIT_SECONDS)
         states = self._separators.describe(enabled)
         return {name: self._model_info(name, states[name]) for name in enabled}
 

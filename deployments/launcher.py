@@ -15,6 +15,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.clients import domain_cause
 from deployments.overload import refuse_overload
+from pipelines.model_catalog import raise_unless_ready
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class HandleLauncher:
                 return
 
     async def separation_models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
-        if self._models is not None:
+        if self._models is not None:  # every model loaded
             return self._models
         with refuse_overload():
             try:
@@ -60,4 +61,6 @@ class HandleLauncher:
         # Kept once every model is loaded; until then each call asks for the states.
         if all(info.get("loaded") for info in models.values()):
             self._models = models
+        if wait_for in models:
+            raise_unless_ready(models, wait_for)
         return models

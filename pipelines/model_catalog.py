@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ from typing import Any, Generic, TypeVar
 
 from pipelines.errors import ModelLoading, ModelUnavailable, StemscribeError
 
-__all__ = ["ModelCatalog", "ModelState", "raise_if_failed", "unavailable"]
+__all__ = ["ModelCatalog", "ModelState", "raise_if_failed", "raise_unless_ready", "unavailable"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ModelState(StrEnum):
@@ -112,6 +114,7 @@ class ModelCatalog(Generic[T]):
         except Exception as exc:
             entry.error = _unavailable(name, exc)
             entry.state, entry.failed_at = ModelState.FAILED, self._clock()
+            log.warning("%s (tried again after %g s)", entry.error.message, self._retry)
 
     def state(self, name: str) -> ModelState:
         entry = self._entries.get(name)
@@ -163,3 +166,14 @@ def raise_if_failed(states: dict[str, dict[str, Any]], model: str) -> None:
     state = states.get(model, {})
     if state.get("status") == ModelState.FAILED:
         raise unavailable(model, str(state.get("error") or "it failed to load"))
+
+
+def raise_unless_ready(states: dict[str, dict[str, Any]], model: str) -> None:
+    """`raise_if_failed`, and ``ModelLoading`` while ``model`` is not loaded yet."""
+    raise_if_failed(states, model)
+    if states.get(model, {}).get("status") != ModelState.READY:
+        raise ModelLoading(
+            f"Model {model!r} is still loading (its weights may be downloading); "
+            "retry in a moment.",
+            details={"model": model, "retry_after_seconds": 10},
+        )

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pipelines.errors import ModelLoading, ModelUnavailable, UnknownModel
-from pipelines.model_catalog import ModelCatalog, raise_if_failed
+from pipelines.model_catalog import ModelCatalog, raise_if_failed, raise_unless_ready
 
 pytestmark = pytest.mark.unit
 
@@ -114,3 +114,11 @@ def test_raise_if_failed() -> None:
     raise_if_failed({}, "a")
     with pytest.raises(ModelUnavailable, match=r"^Model 'a' is unavailable: no network\.$"):
         raise_if_failed({"a": {"status": "failed", "error": "no network"}}, "a")
+
+
+def test_raise_unless_ready() -> None:
+    raise_unless_ready({"a": {"status": "ready"}}, "a")
+    with pytest.raises(ModelLoading, match="'a' is still loading"):
+        raise_unless_ready({"a": {"status": "loading"}}, "a")
+    with pytest.raises(ModelUnavailable):
+        raise_unless_ready({"a": {"status": "failed", "error": "gone"}}, "a")
