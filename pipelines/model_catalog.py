@@ -69,7 +69,9 @@ class ModelCatalog(Generic[T]):
         """Begin loading ``name`` in the background unless it is loaded, loading, or
         failed less than ``retry_seconds`` ago. Needs a running event loop."""
         entry = self._entries.setdefault(name, _Entry())
-        if entry.state == ModelState.LOADING or (entry.state == ModelState.READY and entry.value):
+        if entry.state == ModelState.LOADING or (
+            entry.state == ModelState.READY and entry.value is not None
+        ):
             return
         if entry.state == ModelState.FAILED and self._clock() - entry.failed_at < self._retry:
             return
