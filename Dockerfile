@@ -68,7 +68,6 @@ ENV HF_HUB_OFFLINE=1
 # serve_config.container.yaml: serve_config.yaml on all interfaces, for `docker run`.
 # On Kubernetes, KubeRay replaces the command (ray start) and serveConfigV2 is used.
 COPY --chown=1000:100 deployments ./deployments
-COPY --chown=1000:100 stemscribe_client ./stemscribe_client
 COPY --chown=1000:100 serve_config.yaml serve_config.offline.yaml ./
 RUN pip install --no-cache-dir --no-deps . \
     && python -c "import yaml; c = yaml.safe_load(open('serve_config.yaml')); c['http_options']['host'] = '0.0.0.0'; yaml.safe_dump(c, open('serve_config.container.yaml', 'w'), sort_keys=False)"

@@ -12,9 +12,10 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint fmt bench fuzz sysdeps jsdeps clean checkov
 
-$(STAMP): pyproject.toml
+# One pip command, so the dev extras' stemscribe-client is the local clients/python.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e 'clients/python[stream]' -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

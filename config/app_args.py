@@ -61,6 +61,12 @@ class DeploymentArgs(_Strict):
         description="GPU per replica: a fraction in (0, 1] packs replicas on one GPU, "
         "or whole GPUs.",
     )
+    num_gpus_if_available: float = Field(
+        default=0.0,
+        ge=0,
+        description="GPU per replica used instead of num_gpus (when that is 0) if the cluster "
+        "has GPUs when the app is built, so one config serves CPU and GPU machines.",
+    )
     resources: dict[str, float] = Field(
         default_factory=dict,
         description="Custom Ray resources per replica, e.g. {cpu_pool: 1} to keep it on the "
@@ -101,10 +107,14 @@ class DeploymentArgs(_Strict):
 
     @model_validator(mode="after")
     def _gpu_fraction(self) -> DeploymentArgs:
-        if self.num_gpus > 1 and not float(self.num_gpus).is_integer():
-            raise ValueError(
-                f"num_gpus={self.num_gpus}: use a fraction in (0, 1] or a whole number of GPUs"
-            )
+        for field, value in (
+            ("num_gpus", self.num_gpus),
+            ("num_gpus_if_available", self.num_gpus_if_available),
+        ):
+            if value > 1 and not float(value).is_integer():
+                raise ValueError(
+                    f"{field}={value}: use a fraction in (0, 1] or a whole number of GPUs"
+                )
         return self
 
     @model_validator(mode="after")
@@ -189,11 +199,15 @@ class AppArgs(_Strict):
         "decode, plan, overlap-add, encode, upload (CPU).",
     )
     demucs_worker: DeploymentArgs = Field(
-        default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=2),
+        default_factory=lambda: DeploymentArgs(
+            num_cpus=1.0, num_gpus_if_available=0.5, max_ongoing_requests=2
+        ),
         description="DemucsWorker: the model forward pass on batches of windows (GPU).",
     )
     transcriber: DeploymentArgs = Field(
-        default_factory=lambda: DeploymentArgs(num_cpus=1.0, max_ongoing_requests=4),
+        default_factory=lambda: DeploymentArgs(
+            num_cpus=1.0, num_gpus_if_available=0.25, max_ongoing_requests=4
+        ),
         description="Transcriber: faster-whisper (GPU).",
     )
     separation: SeparationArgs = Field(default_factory=SeparationArgs)
@@ -209,6 +223,13 @@ class AppArgs(_Strict):
     compat: CompatArgs = Field(
         default_factory=CompatArgs,
         description="Routes and Socket.IO namespaces of the servers stemscribe replaces.",
+    )
+    fit_to_cluster: bool = Field(
+        default=True,
+        description="When the app is built, shrink the replicas' logical CPUs (num_cpus) to "
+        "what the cluster has, so a small machine places every replica. Turn off where nodes "
+        "join on demand (an autoscaling cluster): there, asking for more than is up is how "
+        "new nodes are requested.",
     )
 
 

@@ -60,6 +60,11 @@ class TranscriptionArgs(BaseModel):
     default_model: str = Field(
         default="large-v3", description="Model used when a request names none (and for whisper-1)."
     )
+    cpu_default_model: str | None = Field(
+        default=None,
+        description="Default model instead of default_model when the cluster has no GPU when "
+        "the app is built (a large model is slow on CPUs); unset: default_model everywhere.",
+    )
     compute_type: str | None = Field(
         default=None,
         description="CTranslate2 compute type; unset: float16 on CUDA, int8 on CPU.",
@@ -70,11 +75,13 @@ class TranscriptionArgs(BaseModel):
 
     @model_validator(mode="after")
     def _default_enabled(self) -> TranscriptionArgs:
-        if self.default_model not in self.models:
-            raise ValueError(
-                f"transcription.default_model {self.default_model!r} is not one of "
-                f"transcription.models {sorted(self.models)}"
-            )
+        for field in ("default_model", "cpu_default_model"):
+            name = getattr(self, field)
+            if name is not None and name not in self.models:
+                raise ValueError(
+                    f"transcription.{field} {name!r} is not one of "
+                    f"transcription.models {sorted(self.models)}"
+                )
         return self
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
 from ray import serve
 from ray.serve import Application
 from ray.serve.deployment import Deployment
@@ -16,12 +17,19 @@ from config import AppArgs, DeploymentArgs, Settings, parse_app_args
 from deployments.coordinator import JobCoordinator
 from deployments.demucs_worker import DemucsWorker
 from deployments.ingress import Ingress
+from deployments.sizing import ClusterResources, report, size_for
 from deployments.transcriber import Transcriber
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """Validate the application ``args`` (YAML) and bind the deployments."""
-    return compose(parse_app_args(args))
+    """Validate the application ``args`` (YAML), fit them to the cluster this runs in
+    (``deployments.sizing``), and bind the deployments."""
+    parsed = parse_app_args(args)
+    if ray.is_initialized():  # serve run / serve deploy build the app inside the cluster
+        sizing = size_for(parsed, ClusterResources.current())
+        report(sizing)
+        parsed = sizing.args
+    return compose(parsed)
 
 
 def compose(args: AppArgs, settings: Settings | None = None) -> Application:

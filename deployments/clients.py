@@ -17,6 +17,7 @@ from config import TranscriptionArgs
 from deployments.overload import SERVE_OVERLOAD, as_overloaded
 from pipelines.errors import StemscribeError
 from pipelines.jobs.transcription import collect_transcript
+from pipelines.model_catalog import raise_if_failed
 from pipelines.streaming import DecodedSegment, DecodeRequest
 from pipelines.transcription import Transcript, pick_model
 
@@ -54,6 +55,18 @@ class TranscriberClient:
         self, model: str, audio: np.ndarray, options: dict[str, Any]
     ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
+
+    async def model_states(self) -> dict[str, dict[str, Any]]:
+        try:
+            states: dict[str, dict[str, Any]] = await self._handle.model_states.remote()
+        except RayTaskError as exc:
+            raise domain_cause(exc) from exc
+        except SERVE_OVERLOAD as exc:
+            raise as_overloaded(exc) from exc
+        return states
+
+    async def check_available(self, model: str) -> None:
+        raise_if_failed(await self.model_states(), model)
 
     async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:
         handle = self._handle.options(multiplexed_model_id=model)

@@ -26,6 +26,7 @@ from deployments.metrics import JobMeter, MeteredStorage
 from deployments.recovery import job_maintenance, replica_name
 from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
+from pipelines.errors import ModelLoading, ModelUnavailable
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.inputs import FileBody, run_file_job
 from pipelines.jobs.kinds import job_body, separation_model_of
@@ -33,11 +34,16 @@ from pipelines.jobs.lease import JobLease
 from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
 from pipelines.jobs.runner import JobContext
 from pipelines.jobs.separation import SeparationEngine
+from pipelines.model_catalog import ModelCatalog
 from pipelines.separation import Separator, load_model
 from pipelines.storage import open_storage
 from pipelines.storage.retrying import RetryingStorage
 
 log = logging.getLogger(__name__)
+
+MODEL_WAIT_SECONDS = 20.0
+"""How long a request waits for its separation model to load before it is told
+``model_loading`` (503, retry): weights can take minutes to download."""
 
 
 class JobCoordinator:
@@ -58,36 +64,54 @@ class JobCoordinator:
         storage = MeteredStorage(open_storage(self._settings))
         self._jobs = JobStore(RetryingStorage(storage, self._settings.storage_retry_seconds))
         self._meter = JobMeter()
-        self._separators: dict[str, Separator] = {}
-        self._loading = asyncio.Lock()
+        # Structure for planning; loading it also fetches the weights into the local
+        # cache the workers load from. In the background: a start never waits on a hub.
+        self._separators: ModelCatalog[Separator] = ModelCatalog(self._load_separator)
         self._owner = replica_name()
         self._policy = RecoveryPolicy(args.jobs.stale_after_seconds, args.jobs.max_attempts)
         self._maintenance = job_maintenance(self._jobs, args.jobs)
         with contextlib.suppress(RuntimeError):  # no event loop: started by the first call
-            self._maintenance.start()
+            self._start_background()
+
+    def _start_background(self) -> None:
+        self._maintenance.start()
+        self._separators.start(self._args.separation.default_model)
+
+    async def _load_separator(self, name: str) -> Separator:
+        repo = self._args.separation.model_repo
+        return await asyncio.to_thread(load_model, name, Path(repo) if repo else None)
 
     async def _separator(self, name: str) -> Separator:
         """Model structure for planning (its weights stay unused here); loaded once."""
-        async with self._loading:
-            if name not in self._separators:
-                repo = self._args.separation.model_repo
-                path = Path(repo) if repo else None
-                self._separators[name] = await asyncio.to_thread(load_model, name, path)
-            return self._separators[name]
+        return await self._separators.get(name)
 
-    async def models(self) -> dict[str, dict[str, Any]]:
-        """Info of every enabled separation model (each loaded once)."""
-        infos = {}
-        for name in self._args.separation.models:
-            infos[name] = (await self._separator(name)).info() | {"loaded": True}
-        return infos
+    async def models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every enabled separation model: its info once loaded, else its state.
+
+        ``wait_for``: an enabled model a request is about to use; its load is waited
+        for (at most ``MODEL_WAIT_SECONDS``). Its state tells the caller whether it can
+        be used: a failure is data here, not an error logged with a trace per request.
+        """
+        self._start_background()
+        enabled = self._args.separation.models
+        if wait_for in enabled:
+            with contextlib.suppress(ModelUnavailable, ModelLoading):
+                await self._separators.get(wait_for, wait=MODEL_WAIT_SECONDS)
+        states = self._separators.describe(enabled)
+        return {name: self._model_info(name, states[name]) for name in enabled}
+
+    def _model_info(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        separator = self._separators.peek(name)
+        if separator is None:
+            return {"name": name, "loaded": False, **state}
+        return separator.info() | {"loaded": True, **state}
 
     async def run(self, job_id: str) -> str:
         """Carry the job to a final state and return that state.
 
         When another replica holds the job (its lease), return its current state at once.
         """
-        self._maintenance.start()
+        self._start_background()
         status = await run_exclusively(
             self._jobs, job_id, self._owner, self._policy, self._run_claimed
         )

@@ -10,10 +10,12 @@ import asyncio
 import logging
 from typing import Any
 
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
+from deployments.clients import domain_cause
 from deployments.overload import refuse_overload
+from pipelines.model_catalog import raise_unless_ready
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,17 @@ class HandleLauncher:
                 log.exception("job %s: coordinator call failed", job_id)
                 return
 
-    async def separation_models(self) -> dict[str, dict[str, Any]]:
-        if self._models is None:
-            with refuse_overload():
-                self._models = await self._coordinator.models.remote()
-        return self._models
+    async def separation_models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
+        if self._models is not None:  # every model loaded
+            return self._models
+        with refuse_overload():
+            try:
+                models: dict[str, dict[str, Any]] = await self._coordinator.models.remote(wait_for)
+            except RayTaskError as exc:
+                raise domain_cause(exc) from exc
+        # Kept once every model is loaded; until then each call asks for the states.
+        if all(info.get("loaded") for info in models.values()):
+            self._models = models
+        if wait_for in models:
+            raise_unless_ready(models, wait_for)
+        return models

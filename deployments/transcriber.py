@@ -7,6 +7,7 @@ whole files. Either way a call carries everything it needs, so replicas autoscal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from config import TranscriptionArgs
 from deployments.health import ModelHealth
 from deployments.resources import gpu_assigned
 from pipelines.errors import UnknownModel
+from pipelines.model_catalog import ModelCatalog, ModelState
 from pipelines.probes import probe_whisper
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import TranscribeOptions, load_whisper, start_transcription
@@ -36,21 +38,36 @@ class Transcriber:
         self._threads = threads
         self.device = "auto" if gpu_assigned() else "cpu"
         self._health = ModelHealth(probe_whisper)
+        # Loads run in the background with their outcome recorded: a hub that cannot be
+        # reached fails the requests for that model at once, not each after a timeout.
+        # Serve's multiplexing keeps the loaded models, so the catalogue hands each out once.
+        self._catalog: ModelCatalog[WhisperModel] = ModelCatalog(self._load, keep=False)
 
         async def load(name: str) -> WhisperModel:
             if name not in args.models:
                 raise UnknownModel(f"Unknown transcription model {name!r}.")
-            return await asyncio.to_thread(
-                load_whisper,
-                args.models[name],
-                device=self.device,
-                compute_type=args.compute_type,
-                cpu_threads=threads,
-            )
+            return await self._catalog.get(name)
 
         self._models = serve.multiplexed(max_num_models_per_replica=args.max_models_per_replica)(
             load
         )
+        with contextlib.suppress(RuntimeError):  # no event loop yet: the first call preloads
+            self._catalog.start(args.default_model)
+
+    async def _load(self, name: str) -> WhisperModel:
+        return await asyncio.to_thread(
+            load_whisper,
+            self._args.models[name],
+            device=self.device,
+            compute_type=self._args.compute_type,
+            cpu_threads=self._threads,
+        )
+
+    async def model_states(self) -> dict[str, dict[str, Any]]:
+        """Each enabled model's state on this replica (the default one is preloaded)."""
+        if self._catalog.state(self._args.default_model) == ModelState.NOT_LOADED:
+            self._catalog.start(self._args.default_model)
+        return self._catalog.describe(list(self._args.models))
 
     async def _model(self) -> WhisperModel:
         return await self._models(serve.get_multiplexed_model_id())

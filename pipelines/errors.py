@@ -35,6 +35,21 @@ class UnknownModel(InvalidRequest):
     code = "unknown_model"
 
 
+class ModelUnavailable(StemscribeError):
+    """An enabled model cannot be used now: its weights could not be fetched or loaded.
+
+    ``details`` names the ``model`` and the ``reason``; the load is tried again later.
+    """
+
+    code = "model_unavailable"
+
+
+class ModelLoading(StemscribeError):
+    """An enabled model is still being fetched or loaded; retry in a moment."""
+
+    code = "model_loading"
+
+
 class UnknownStem(InvalidRequest):
     """A requested stem is not produced by the chosen model."""
 

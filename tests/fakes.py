@@ -22,6 +22,7 @@ from pipelines.jobs.inputs import FileBody, run_file_job
 from pipelines.jobs.kinds import job_body, separation_model_of
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.jobs.transcription import collect_transcript
+from pipelines.model_catalog import raise_if_failed, unavailable
 from pipelines.separation import Separator, run_batch
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import (
@@ -39,6 +40,8 @@ class InProcessTranscriber:
         self.models = models
         self.default = default
         self.decodes = 0
+        self.failed: dict[str, str] = {}
+        """Model name -> why it could not be loaded (as a Transcriber records it)."""
 
     def resolve(self, name: str | None) -> str:
         return pick_model(name, list(self.models), self.default)
@@ -58,6 +61,13 @@ class InProcessTranscriber:
         self, model: str, audio: np.ndarray, options: dict[str, Any]
     ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
+
+    async def model_states(self) -> dict[str, dict[str, Any]]:
+        failed = {n: {"status": "failed", "error": why} for n, why in self.failed.items()}
+        return {name: {"status": "ready"} for name in self.models} | failed
+
+    async def check_available(self, model: str) -> None:
+        raise_if_failed(await self.model_states(), model)
 
     async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:
         self.decodes += 1
@@ -83,6 +93,8 @@ class InProcessLauncher:
         self.gate = threading.Event()
         """Windows wait for this gate; tests clear it to hold jobs mid-run."""
         self.gate.set()
+        self.unavailable: dict[str, str] = {}
+        """Separation model -> why it could not be loaded (as the coordinator records it)."""
 
     async def submit(self, kind: str, job_id: str) -> None:
         self.submitted.append(job_id)
@@ -106,8 +118,13 @@ class InProcessLauncher:
         stream_for = lambda name: partial(self.transcriber.stream, name)  # noqa: E731
         return job_body(record, engine, stream_for, self.args.limits.max_audio_seconds)
 
-    async def separation_models(self) -> dict[str, dict[str, Any]]:
-        return {name: sep.info() | {"loaded": True} for name, sep in self.separators.items()}
+    async def separation_models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
+        if wait_for in self.unavailable:
+            raise unavailable(wait_for, self.unavailable[wait_for])
+        return {
+            name: sep.info() | {"loaded": True, "status": "ready"}
+            for name, sep in self.separators.items()
+        }
 
     async def drain(self) -> None:
         await asyncio.gather(*self.tasks)

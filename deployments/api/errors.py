@@ -38,6 +38,8 @@ STATUS: dict[type[errors.StemscribeError], int] = {
     errors.InvalidSignature: 403,
     errors.RateLimited: 429,
     errors.Overloaded: 503,
+    errors.ModelUnavailable: 503,
+    errors.ModelLoading: 503,
     errors.StorageUnavailable: 503,
     errors.ModelNotAvailable: 501,
 }

@@ -24,8 +24,8 @@ router = APIRouter(prefix="/v1", tags=["separations"])
 
 async def checked_separation(services: Services, params: SeparationParams) -> SeparationParams:
     params.model = params.model or services.args.separation.default_model
-    models = await services.launcher.separation_models()
-    sources = {name: info["sources"] for name, info in models.items()}
+    models = await services.launcher.separation_models(wait_for=params.model)
+    sources = {name: info.get("sources", []) for name, info in models.items()}
     params.check_against(sources, services.args.separation.max_shifts)
     return params
 

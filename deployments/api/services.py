@@ -41,6 +41,14 @@ class Transcribing(Protocol):
         """One window of a live session."""
         ...
 
+    async def model_states(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"status": not_loaded/loading/ready/failed, "error"?}}``."""
+        ...
+
+    async def check_available(self, model: str) -> None:
+        """Raise ``ModelUnavailable`` when ``model`` failed to load (and is not retried yet)."""
+        ...
+
 
 class JobLauncher(Protocol):
     """Hands accepted jobs to the workers and answers questions about models."""
@@ -49,8 +57,10 @@ class JobLauncher(Protocol):
         """Start (or queue) the job; returns once it is handed over, not when it ends."""
         ...
 
-    async def separation_models(self) -> dict[str, dict[str, Any]]:
-        """Enabled Demucs models: name -> {sources, samplerate, audio_channels, ...}."""
+    async def separation_models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
+        """Enabled Demucs models: name -> {status, loaded, and once loaded: sources,
+        samplerate, audio_channels, ...}. ``wait_for`` names the model a request is about
+        to use: it is loaded first, or ``ModelUnavailable`` / ``ModelLoading`` is raised."""
         ...
 
 

@@ -38,6 +38,7 @@ async def create_transcription(
 
     async def validate(job: JobRequest) -> tuple[dict[str, object], dict[str, object]]:
         params = checked_transcription(services, TranscriptionParams.model_validate(job.params))
+        await services.transcriber.check_available(str(params.model))
         return params.model_dump(), {"model": params.model}
 
     if (replay := await admit(request, services, owner, "transcription")) is not None:

@@ -50,7 +50,8 @@ function fillSelect(select, names, chosen) {
 
 function sourcesOf(modelName) {
   const model = catalogue.separation.models.find((m) => m.name === modelName);
-  return model ? model.sources : [];
+  // A model not loaded yet (fetched on first use) has no stems listed.
+  return model && model.sources ? model.sources : [];
 }
 
 function renderStemChoices() {

@@ -24,7 +24,7 @@ from demucs.htdemucs import HTDemucs
 from demucs.pretrained import REMOTE_ROOT, get_model
 from demucs.repo import ModelLoadingError
 
-from pipelines.errors import UnknownModel
+from pipelines.errors import ModelUnavailable, UnknownModel
 
 __all__ = [
     "HTDEMUCS_KWARGS",
@@ -172,7 +172,9 @@ def load_model(name: str, repo: Path | None = None) -> Separator:
     models are identical in every process.
 
     Raises:
-        UnknownModel: the name or the repo cannot be resolved or loaded.
+        UnknownModel: the name or the repo cannot be resolved.
+        ModelUnavailable: the weights could not be fetched or loaded (no network,
+            missing or corrupt files).
     """
     repo = Path(repo) if repo is not None else None
     _check_resolvable(name, repo)
@@ -190,9 +192,13 @@ def load_model(name: str, repo: Path | None = None) -> Separator:
         SystemExit,
     ) as exc:
         where = f" from repository {str(repo)!r}" if repo is not None else ""
-        raise UnknownModel(
+        raise ModelUnavailable(
             f"Demucs model {name!r} could not be loaded{where}: {exc}",
-            details={"model": name, "repo": str(repo) if repo is not None else None},
+            details={
+                "model": name,
+                "reason": str(exc) or type(exc).__name__,
+                "repo": str(repo) if repo is not None else None,
+            },
         ) from exc
     return Separator.from_model(name, model)
 

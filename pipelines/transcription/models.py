@@ -20,7 +20,7 @@ from pathlib import Path
 import ctranslate2
 from faster_whisper import WhisperModel, available_models, download_model
 
-from pipelines.errors import InvalidRequest, UnknownModel
+from pipelines.errors import InvalidRequest, ModelUnavailable, UnknownModel
 
 __all__ = [
     "PACKAGE_PREFIX",
@@ -92,9 +92,9 @@ def load_whisper(
     """Load a faster-whisper model from a spec (see the module docstring).
 
     Hub models are looked up in the local cache first, so a cached model loads
-    without the network; otherwise they are downloaded. Any load failure
-    (missing files, unreachable hub, corrupt weights) becomes ``UnknownModel``
-    with the cause in its message.
+    without the network; otherwise they are downloaded. A spec that names no model
+    raises ``UnknownModel``; any load failure (missing files, unreachable hub, corrupt
+    weights) raises ``ModelUnavailable`` with the cause in its message.
     """
     target = resolve_model(spec)
     chosen = resolve_device(device)
@@ -108,9 +108,9 @@ def load_whisper(
             num_workers=num_workers,
         )
     except (OSError, RuntimeError, ValueError) as exc:
-        raise UnknownModel(
+        raise ModelUnavailable(
             f"Could not load transcription model {spec!r}: {exc}",
-            details={"model": spec},
+            details={"model": spec, "reason": str(exc) or type(exc).__name__},
         ) from exc
 
 

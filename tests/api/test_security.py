@@ -506,7 +506,7 @@ class OverloadedLauncher:
     async def submit(self, kind: str, job_id: str) -> None:
         raise BackPressureError(num_queued_requests=8, max_queued_requests=8)
 
-    async def separation_models(self) -> dict[str, dict[str, Any]]:
+    async def separation_models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
         raise BackPressureError(num_queued_requests=8, max_queued_requests=8, retry_after_s=2.5)
 
 

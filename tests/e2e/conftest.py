@@ -1,4 +1,4 @@
-"""The e2e tier: ``serve run serve_config.offline.yaml`` in a subprocess, as a user runs it."""
+"""The e2e tier: ``serve run`` of the shipped configs in a subprocess, as a user runs it."""
 
 from __future__ import annotations
 
@@ -26,33 +26,49 @@ E2E_PORT = int(os.environ.get("STEMSCRIBE_TEST_E2E_PORT", "28100"))
 def offline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(base URL, data dir) of the offline config served by ``serve run``."""
     work = tmp_path_factory.mktemp("e2e")
-    config = yaml.safe_load((ROOT / "serve_config.offline.yaml").read_text())
-    config["http_options"]["port"] = E2E_PORT  # only the port differs from the shipped file
-    with serve_run(config, work, f"http://127.0.0.1:{E2E_PORT}") as base:
+    with serve_run(shipped_config("serve_config.offline.yaml", E2E_PORT), work, E2E_PORT) as base:
         yield base, work / "data"
 
 
+def shipped_config(name: str, port: int) -> dict[str, Any]:
+    """A shipped config with only its HTTP port changed."""
+    config: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())
+    config["http_options"]["port"] = port
+    return config
+
+
 @contextlib.contextmanager
-def serve_run(config: dict[str, Any], work: Path, base: str, verify: Any = True) -> Iterator[str]:
-    """``serve run`` of ``config`` in a cluster of its own, until the block ends; ``base``."""
+def serve_run(
+    config: dict[str, Any],
+    work: Path,
+    port: int,
+    *,
+    scheme: str = "http",
+    verify: Any = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """``serve run`` of ``config`` in a cluster of its own, until the block ends; its base
+    URL once ``/readyz`` answers ready. The cluster it starts is stopped on exit."""
     config_path = work / "serve_config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["STEMSCRIBE_DATA_DIR"] = str(work / "data")
+    run_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run_env["STEMSCRIBE_DATA_DIR"] = str(work / "data")
+    run_env.update(env or {})
     # Its own Ray temp dir (short: Ray puts unix sockets there) marks the processes of
     # the cluster `serve run` starts, so teardown can stop exactly those.
     ray_tmp = Path(tempfile.mkdtemp(prefix="sse-", dir="/tmp"))
-    env["RAY_TMPDIR"] = str(ray_tmp)
+    run_env["RAY_TMPDIR"] = str(ray_tmp)
     serve_bin = Path(sys.executable).with_name("serve")
     log = (work / "serve.log").open("wb")
     process = subprocess.Popen(
         [str(serve_bin), "run", str(config_path)],
         cwd=ROOT,
-        env=env,
+        env=run_env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    base = f"{scheme}://127.0.0.1:{port}"
     try:
         wait_ready(base, timeout=240, process=process, verify=verify)
         yield base

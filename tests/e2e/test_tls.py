@@ -79,7 +79,7 @@ def tls_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         "ssl_keyfile": str(key),
     }
     trusted = ssl.create_default_context(cafile=str(cert))
-    with serve_run(config, work, f"https://127.0.0.1:{TLS_PORT}", verify=trusted) as base:
+    with serve_run(config, work, TLS_PORT, scheme="https", verify=trusted) as base:
         yield base, cert
 
 

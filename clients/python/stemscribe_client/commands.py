@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stemscribe_client.live import stream_command
 from stemscribe_client.session import Session, stem_outputs, succeeded
-from stemscribe_client.tables import jobs_table, models_table
+from stemscribe_client.tables import jobs_table, models_tables, show
 
 __all__ = ["download", "jobs", "lyrics", "models", "separate", "stream", "transcribe"]
 
@@ -68,7 +68,7 @@ def jobs(session: Session, args: argparse.Namespace) -> None:
     if session.as_json:
         session.print_json(page)
     else:
-        print(jobs_table(page["jobs"]), file=session.stdout)
+        show(session.stdout, jobs_table(page["jobs"]))
 
 
 def models(session: Session, args: argparse.Namespace) -> None:
@@ -77,7 +77,7 @@ def models(session: Session, args: argparse.Namespace) -> None:
     if session.as_json:
         session.print_json(catalogue)
     else:
-        print(models_table(catalogue), file=session.stdout)
+        show(session.stdout, *models_tables(catalogue))
 
 
 def stream(session: Session, args: argparse.Namespace) -> None:

@@ -38,17 +38,25 @@ def stream_command(
     try:
         from stemscribe_client import stream
     except ImportError:
-        raise ClientError("install websockets for stream") from None
+        raise ClientError("install stemscribe-client[stream] for stream") from None
     url = ws_url(base_url)
     printer = stream.Printer(as_json)
     if source is not None and not source.is_file():
         raise ClientError(f"no such file: {source}")
-    with _reaching(base_url):
-        if source is None:
+    if source is None:
+        with _reaching(base_url):
             result = asyncio.run(stream_mic(url, token=token, on_message=printer, **options))
-        else:
+    else:
+        rate = int(options.pop("sample_rate", 16_000))
+        try:
+            samples = stream.decode_mono(source, rate)
+        except Exception as exc:  # PyAV's errors: FFmpeg could not read it as audio
+            raise ClientError(f"cannot decode {source} as audio: {exc}") from None
+        with _reaching(base_url):
             result = asyncio.run(
-                stream.stream_file(url, source, token=token, on_message=printer, **options)
+                stream.stream_audio(
+                    url, samples, sample_rate=rate, token=token, on_message=printer, **options
+                )
             )
     if result.close_code != 1000 or result.closed_reason != "client_close":
         raise ClientError(f"stream ended: {result.closed_reason or result.close_code}")

@@ -108,10 +108,26 @@ async def stream_file(
     url: str, path: str | Path, *, sample_rate: int = 16_000, **options: Any
 ) -> StreamResult:
     """Decode ``path`` to mono at ``sample_rate`` and stream it (see `stream_audio`)."""
-    from pipelines import audio
+    samples = await asyncio.to_thread(decode_mono, path, sample_rate)
+    return await stream_audio(url, samples, sample_rate=sample_rate, **options)
 
-    samples = await asyncio.to_thread(audio.decode, str(path), sample_rate=sample_rate, channels=1)
-    return await stream_audio(url, samples[0], sample_rate=sample_rate, **options)
+
+def decode_mono(path: str | Path, sample_rate: int) -> np.ndarray:
+    """The first audio stream of ``path`` as mono float32 at ``sample_rate`` (FFmpeg's
+    resampler; channels averaged). Raises ``ValueError`` when it holds no audio."""
+    import av
+
+    blocks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError(f"{path} has no audio stream")
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        for frame in container.decode(container.streams.audio[0]):
+            blocks += [out.to_ndarray() for out in resampler.resample(frame)]
+        blocks += [out.to_ndarray() for out in resampler.resample(None)]
+    if not blocks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(blocks, axis=1).mean(axis=0, dtype=np.float32)
 
 
 async def stream_audio(
