@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import srt
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.speech import TRANSCRIPTS, WER_BOUND, speech_path
-from tests.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(600)]
 
