@@ -30,7 +30,7 @@ from deployments.api.services import Services, current_owner, get_services
 from deployments.api.submission import JobRequest, upload_meta_key
 from pipelines.errors import InvalidRequest, ModelNotAvailable, NotFound, UnknownModel
 
-router = APIRouter(tags=["compat: multi-model backend"])
+router = APIRouter(tags=["compat: multi-model backend"], include_in_schema=False)
 
 UNAVAILABLE = ("musicgen",)
 
