@@ -67,10 +67,11 @@ def same_origin(origin: str, environ: dict[str, Any]) -> bool:
 
 def socketio_server(services: Services) -> socketio.AsyncServer:
     """The server, its CORS rule the API's own: listed origins, else the same origin."""
-    origins = services.settings.cors_origins
-    allowed: Any = same_origin
-    if origins:
-        allowed = "*" if "*" in origins else list(origins)
+    listed = frozenset(services.settings.cors_origins)
+
+    def allowed(origin: str, environ: dict[str, Any]) -> bool:
+        return "*" in listed or origin in listed or same_origin(origin, environ)
+
     frame_limit = services.args.streaming.max_frame_bytes
     return socketio.AsyncServer(
         async_mode="asgi",
