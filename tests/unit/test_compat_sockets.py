@@ -6,7 +6,7 @@ import pytest
 
 from config import AppArgs
 from deployments.api.auth import ApiKeys
-from deployments.api.compat.sockets import Refused, tenant
+from deployments.api.compat.sockets import Refused, same_origin, tenant
 
 pytestmark = pytest.mark.unit
 
@@ -52,3 +52,20 @@ def test_compat_args() -> None:
         AppArgs.model_validate({"compat": {"socketio_transports": ["flash"]}})
     with pytest.raises(ValueError, match="socketio_transports"):
         AppArgs.model_validate({"compat": {"socketio_transports": []}})
+
+
+@pytest.mark.parametrize(
+    ("origin", "scheme", "allowed"),
+    [
+        ("http://127.0.0.1:8000", "http", True),
+        ("http://127.0.0.1:8000", "ws", True),
+        ("https://127.0.0.1:8000", "wss", True),
+        ("https://127.0.0.1:8000", "https", True),
+        ("http://127.0.0.1:8000", "https", False),
+        ("https://evil.example", "wss", False),
+    ],
+)
+def test_same_origin_follows_the_connection_scheme(origin: str, scheme: str, allowed: bool) -> None:
+    environ = {"HTTP_HOST": "127.0.0.1:8000", "asgi.scope": {"scheme": scheme}}
+    assert same_origin(origin, environ) is allowed
+    assert same_origin(origin, {"asgi.scope": {"scheme": scheme}}) is False

@@ -10,7 +10,8 @@
 
 Jobs are created through the ``/v1`` admission path (`accept_job`), so tenants, the
 active-job cap, upload limits and the Transcriber are the same. ``compat.enabled:
-false`` in the app args leaves all of it out.
+false`` in the app args leaves all of it out. The routes stay out of ``/openapi.json``:
+that document is stemscribe's own API; docs/MIGRATING.md lists these.
 """
 
 from __future__ import annotations

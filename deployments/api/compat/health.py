@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from deployments.api.services import Services, get_services
 
-router = APIRouter(tags=["compat"])
+router = APIRouter(tags=["compat"], include_in_schema=False)
 
 
 @router.get("/health")

@@ -18,56 +18,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from deployments.api import intake
-from deployments.api.compat.common import (
-    OLD_STATUS,
-    file_response,
-    finished,
-    form_file,
-    load,
-    message,
-    percent,
-    replayed,
-    submit,
+from deployments.api.compat.common import file_response, finished, form_file, replayed, submit
+from deployments.api.compat.file_jobs import (
+    KINDS,
+    downloads,
+    file_jobs,
+    job_key,
+    model_status,
+    upload_meta,
 )
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.submission import JobRequest
 from pipelines.errors import InvalidRequest, ModelNotAvailable, NotFound, UnknownModel
-from pipelines.jobs import JobRecord, JobStatus, OutputFile
 
-router = APIRouter(tags=["compat: multi-model backend"])
+router = APIRouter(tags=["compat: multi-model backend"], include_in_schema=False)
 
-KINDS = {"demucs": "separation", "whisper": "transcription"}
 UNAVAILABLE = ("musicgen",)
-TRANSCRIPT_FORMATS = ("txt", "json", "srt", "vtt")
-
-
-def job_key(file_id: str, model: str) -> str:
-    return f"uploads/{file_id}/jobs/{model}.json"
-
-
-async def _read_json(services: Services, key: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(await asyncio.to_thread(services.storage.get, key))
-    return data
-
-
-async def upload_meta(services: Services, file_id: str, owner: str) -> intake.UploadReservation:
-    """The stored upload of ``file_id``; 404 when missing or another tenant's."""
-    try:
-        return await intake.find_reservation(services, file_id, owner)
-    except NotFound:
-        raise NotFound(f"No file with id {file_id!r}.") from None
-
-
-async def file_jobs(services: Services, file_id: str, owner: str) -> dict[str, JobRecord]:
-    """The jobs run on ``file_id``, by model family (a deleted job is left out)."""
-    found: dict[str, JobRecord] = {}
-    for model in KINDS:
-        try:
-            entry = await _read_json(services, job_key(file_id, model))
-            found[model] = await load(services, entry["job_id"], owner)
-        except NotFound:
-            continue
-    return found
 
 
 async def variant_of(request: Request) -> str | None:
@@ -200,19 +166,6 @@ async def separate(
     return await start(request, services, owner, "demucs", file_id)
 
 
-def model_status(record: JobRecord) -> dict[str, Any]:
-    view = {
-        "job_id": record.job_id,
-        "status": OLD_STATUS[record.status],
-        "progress": percent(record),
-        "message": message(record),
-        "model_variant": record.info.get("model"),
-    }
-    if record.error:
-        view["error"] = record.error.get("message")
-    return view
-
-
 @router.get("/status/{file_id}")
 async def status(
     file_id: str,
@@ -229,23 +182,6 @@ async def status(
         view |= {k: v for k, v in model_status(latest).items() if k != "job_id"}
     view["models"] = {model: model_status(record) for model, record in jobs.items()}
     return view
-
-
-def downloads(jobs: dict[str, JobRecord]) -> dict[str, OutputFile]:
-    """Every downloadable track of the file's succeeded jobs, by track name."""
-    tracks: dict[str, OutputFile] = {}
-    separation = jobs.get("demucs")
-    if separation is not None and separation.status is JobStatus.SUCCEEDED:
-        tracks |= {o.name: o for o in separation.outputs}
-        if separation.archive is not None:
-            tracks["stems.zip"] = separation.archive
-    transcript = jobs.get("whisper")
-    if transcript is not None and transcript.status is JobStatus.SUCCEEDED:
-        by_name = {o.name: o for o in transcript.outputs}
-        if "txt" in by_name:
-            tracks["transcription"] = by_name["txt"]
-        tracks |= {f"transcription.{n}": by_name[n] for n in TRANSCRIPT_FORMATS if n in by_name}
-    return tracks
 
 
 @router.get("/download/{file_id}/{track}", name="compat_track")

@@ -19,7 +19,7 @@ from deployments.api.auth import ApiKeys
 from deployments.api.compat.common import OLD_STATUS, message, percent
 from deployments.api.compat.sockets import tenant
 from deployments.api.services import Services
-from pipelines.errors import NotFound, StemscribeError
+from pipelines.errors import StemscribeError
 from pipelines.jobs import JobRecord, JobStatus
 
 POLL_SECONDS = 0.5
@@ -91,9 +91,7 @@ class ProgressNamespace(socketio.AsyncNamespace):
                         await self._error(sid, job_id, code, message(record))
                     return
                 await asyncio.sleep(POLL_SECONDS)
-        except NotFound as exc:
-            await self._error(sid, job_id, exc.code, exc.message)
-        except StemscribeError as exc:
+        except StemscribeError as exc:  # not found (or another tenant's); storage down
             await self._error(sid, job_id, exc.code, exc.message)
         finally:
             with contextlib.suppress(KeyError):

@@ -31,7 +31,7 @@ from deployments.api.submission import JobRequest
 from pipelines.errors import InvalidRequest, NotFound
 from pipelines.jobs import JobRecord
 
-router = APIRouter(prefix="/api", tags=["compat: separation server"])
+router = APIRouter(prefix="/api", tags=["compat: separation server"], include_in_schema=False)
 
 OLD_STEMS = ("all", "vocals", "drums", "bass", "other")
 OLD_FORMATS = ("mp3", "wav")

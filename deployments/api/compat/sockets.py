@@ -57,12 +57,21 @@ def _presented(environ: dict[str, Any], auth: object) -> str | None:
     return tokens[0] if tokens else None
 
 
+def same_origin(origin: str, environ: dict[str, Any]) -> bool:
+    """A page of this very host and scheme (Engine.IO's own check assumes http, even
+    when Serve terminates TLS)."""
+    host = environ.get("HTTP_HOST")
+    secure = environ.get("asgi.scope", {}).get("scheme") in ("https", "wss")
+    return bool(host) and origin == f"{'https' if secure else 'http'}://{host}"
+
+
 def socketio_server(services: Services) -> socketio.AsyncServer:
     """The server, its CORS rule the API's own: listed origins, else the same origin."""
-    origins = services.settings.cors_origins
-    allowed: str | list[str] | None = None  # python-socketio: None = same origin only
-    if origins:
-        allowed = "*" if "*" in origins else list(origins)
+    listed = frozenset(services.settings.cors_origins)
+
+    def allowed(origin: str, environ: dict[str, Any]) -> bool:
+        return "*" in listed or origin in listed or same_origin(origin, environ)
+
     frame_limit = services.args.streaming.max_frame_bytes
     return socketio.AsyncServer(
         async_mode="asgi",
