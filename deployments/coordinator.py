@@ -33,7 +33,7 @@ from pipelines.jobs.lease import JobLease
 from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
 from pipelines.jobs.runner import JobContext
 from pipelines.jobs.separation import SeparationEngine
-from pipelines.separation import Separator, load_model
+from pipelines.separation import BatchOutput, Separator, load_model
 from pipelines.storage import open_storage
 from pipelines.storage.retrying import RetryingStorage
 
@@ -127,11 +127,11 @@ class JobCoordinator:
             max_inflight=self._args.separation.max_inflight_batches,
         )
 
-    async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> np.ndarray:
+    async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> BatchOutput:
         handle = self._worker.options(multiplexed_model_id=model)
 
-        async def call() -> np.ndarray:
-            result: np.ndarray = await handle.forward.remote(sub_model, batch)
+        async def call() -> BatchOutput:
+            result: BatchOutput = await handle.forward.remote(sub_model, batch)
             return result
 
         return await retry_on_replica_death(call, what=f"DemucsWorker.forward ({model})")

@@ -22,7 +22,7 @@ from pipelines.jobs.inputs import FileBody, run_file_job
 from pipelines.jobs.kinds import job_body, separation_model_of
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.jobs.transcription import collect_transcript
-from pipelines.separation import Separator, run_batch
+from pipelines.separation import BatchOutput, Separator, timed_batch
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import (
     TranscribeOptions,
@@ -93,9 +93,9 @@ class InProcessLauncher:
     def _engine(self, model: str) -> SeparationEngine:
         separator = self.separators[model]
 
-        async def forward(sub_model: int, batch: np.ndarray) -> np.ndarray:
+        async def forward(sub_model: int, batch: np.ndarray) -> BatchOutput:
             await asyncio.to_thread(self.gate.wait)
-            return await asyncio.to_thread(run_batch, separator.models[sub_model], batch)
+            return await asyncio.to_thread(timed_batch, separator.models[sub_model], batch)
 
         return SeparationEngine(separator, forward, batch_size=2, max_inflight=2)
 

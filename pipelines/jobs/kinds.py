@@ -35,7 +35,7 @@ def job_body(
         assert engine is not None
 
         async def run_separation(ctx: JobContext, source: Path) -> None:
-            await separate(ctx, engine, sep, source, max_seconds)
+            await separate(ctx, engine, sep, source, source.parent, max_seconds)
 
         return run_separation
     if record.kind == "transcription":
@@ -43,7 +43,7 @@ def job_body(
         stream = stream_for(str(tra.model))
 
         async def run_transcription(ctx: JobContext, source: Path) -> None:
-            await transcribe_file(ctx, stream, source, tra, max_seconds)
+            await transcribe_file(ctx, stream, source, tra, max_seconds, source.parent)
 
         return run_transcription
     lyr = LyricsParams.model_validate(record.params)
@@ -51,6 +51,6 @@ def job_body(
     lyrics_stream = stream_for(str(lyr.model))
 
     async def run_lyrics(ctx: JobContext, source: Path) -> None:
-        await lyrics(ctx, engine, lyrics_stream, source, lyr, max_seconds)
+        await lyrics(ctx, engine, lyrics_stream, source, source.parent, lyr, max_seconds)
 
     return run_lyrics

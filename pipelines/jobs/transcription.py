@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import audio, subtitles
-from pipelines.jobs.runner import JobContext
+from pipelines.jobs.context import JobContext
 from pipelines.transcription import SAMPLE_RATE, Segment, Transcript
 
 SegmentStream = Callable[[np.ndarray, dict[str, Any]], AsyncIterator[dict[str, Any]]]
@@ -70,9 +72,25 @@ async def collect_transcript(
     )
 
 
-def decode_speech(source: audio.AudioSource, max_seconds: float) -> np.ndarray:
-    """16 kHz mono float32, 1-D: what Whisper takes."""
-    return audio.decode(source, sample_rate=SAMPLE_RATE, channels=1, max_duration=max_seconds)[0]
+def decode_speech(
+    source: audio.AudioSource, max_seconds: float, scratch: Path | None = None
+) -> np.ndarray:
+    """16 kHz mono float32, 1-D: what Whisper takes.
+
+    Decoded block by block, each downmixed on its own. With a ``scratch`` folder the
+    blocks go to a file there first and come back as one array, so a long track
+    never costs more memory than its 16 kHz mono samples.
+    """
+    blocks = audio.decode_blocks(
+        source, sample_rate=SAMPLE_RATE, channels=1, max_duration=max_seconds
+    )
+    if scratch is None:
+        return np.concatenate([block[0] for block in blocks])
+    with tempfile.TemporaryFile(dir=scratch, prefix="speech-") as file:
+        for block in blocks:
+            file.write(np.ascontiguousarray(block[0], dtype=np.float32).tobytes())
+        file.seek(0)
+        return np.fromfile(file, dtype=np.float32)
 
 
 async def transcribe_audio(
@@ -116,8 +134,10 @@ async def transcribe_file(
     source: audio.AudioSource,
     params: TranscriptionParams,
     max_seconds: float,
+    scratch: Path | None = None,
 ) -> None:
-    """The body of a transcription job."""
-    speech = await asyncio.to_thread(decode_speech, source, max_seconds)
+    """The body of a transcription job (``scratch``: the job's scratch folder)."""
+    with ctx.timed("decode"):
+        speech = await asyncio.to_thread(decode_speech, source, max_seconds, scratch)
     transcript = await transcribe_audio(ctx, stream, speech, params)
     await write_transcript(ctx, transcript, "transcript")
