@@ -17,11 +17,11 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from config import AppArgs
-from pipelines.jobs import JobRecord, JobStore
-from pipelines.jobs.inputs import FileBody, run_file_job
-from pipelines.jobs.kinds import job_body, separation_model_of
+from pipelines.jobs import JobStore
+from pipelines.jobs.runner import JobRunner
+from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
-from pipelines.jobs.transcription import collect_transcript
+from pipelines.jobs.transcription import SegmentStream, collect_transcript
 from pipelines.separation import BatchOutput, Separator, timed_batch
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import (
@@ -73,6 +73,7 @@ class InProcessLauncher:
         args: AppArgs,
         separators: dict[str, Separator],
         transcriber: InProcessTranscriber,
+        scratch: ScratchSpace,
     ) -> None:
         self.jobs = jobs
         self.args = args
@@ -83,14 +84,13 @@ class InProcessLauncher:
         self.gate = threading.Event()
         """Windows wait for this gate; tests clear it to hold jobs mid-run."""
         self.gate.set()
+        self.runner = JobRunner(jobs, self, scratch, args.limits)
 
     async def submit(self, kind: str, job_id: str) -> None:
         self.submitted.append(job_id)
-        record = await asyncio.to_thread(self.jobs.get, job_id)
-        job = run_file_job(self.jobs, record, self.args.limits, self._body(record))
-        self.tasks.append(asyncio.create_task(job))
+        self.tasks.append(asyncio.create_task(self.runner.run(job_id)))
 
-    def _engine(self, model: str) -> SeparationEngine:
+    async def separation(self, model: str) -> SeparationEngine:
         separator = self.separators[model]
 
         async def forward(sub_model: int, batch: np.ndarray) -> BatchOutput:
@@ -99,12 +99,8 @@ class InProcessLauncher:
 
         return SeparationEngine(separator, forward, batch_size=2, max_inflight=2)
 
-    def _body(self, record: JobRecord) -> FileBody:
-        """The same job bodies the JobCoordinator runs."""
-        model = separation_model_of(record)
-        engine = self._engine(model) if model else None
-        stream_for = lambda name: partial(self.transcriber.stream, name)  # noqa: E731
-        return job_body(record, engine, stream_for, self.args.limits.max_audio_seconds)
+    def transcription(self, model: str) -> SegmentStream:
+        return partial(self.transcriber.stream, model)
 
     async def separation_models(self) -> dict[str, dict[str, Any]]:
         return {name: sep.info() | {"loaded": True} for name, sep in self.separators.items()}

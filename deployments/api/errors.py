@@ -38,6 +38,7 @@ STATUS: dict[type[errors.StemscribeError], int] = {
     errors.RateLimited: 429,
     errors.Overloaded: 503,
     errors.StorageUnavailable: 503,
+    errors.InsufficientScratch: 507,
 }
 
 HTTP_CODES = {

@@ -26,6 +26,7 @@ from pipelines import audio
 from pipelines.errors import AudioTooLong, InvalidRequest, NotFound, PayloadTooLarge
 from pipelines.fetch import check_url
 from pipelines.jobs import JobRecord, new_job_id
+from pipelines.jobs.scratch import ScratchCost, ScratchSpace
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
@@ -67,13 +68,22 @@ class JobRequest:
         if self.form is not None:
             await self.form.close()
 
-    async def store_input(self, services: Services, max_seconds: float) -> dict[str, Any]:
-        """Probe a body upload (415/413 before acceptance) and put it into storage."""
+    async def store_input(
+        self, services: Services, max_seconds: float, cost: ScratchCost
+    ) -> dict[str, Any]:
+        """Probe a body upload (415/413 before acceptance), check that the scratch disk
+        holds the job (507), and put it into storage.
+
+        Inputs given by upload id or URL are checked when the job starts (their length
+        is known only once fetched); the job then fails with the same error.
+        """
         if self.source is not None:
             return self.source
         assert self.upload is not None
         file = self.upload.file
-        await asyncio.to_thread(_probe, file, max_seconds)
+        info = await asyncio.to_thread(_probe, file, max_seconds)
+        size = self.upload.size or 0
+        await asyncio.to_thread(scratch_space(services).check, cost.bytes_for(info.duration, size))
         filename = safe_filename(self.upload.filename)
         key = f"uploads/{new_upload_id()}/{filename}"
         file.seek(0)
@@ -82,7 +92,7 @@ class JobRequest:
         return self.source
 
 
-def _probe(file: BinaryIO, max_seconds: float) -> None:
+def _probe(file: BinaryIO, max_seconds: float) -> audio.AudioInfo:
     file.seek(0)
     info = audio.probe(file)
     if info.duration > max_seconds:
@@ -90,6 +100,14 @@ def _probe(file: BinaryIO, max_seconds: float) -> None:
             f"The audio lasts {info.duration:.0f} s; the limit is {max_seconds:.0f} s.",
             details={"limit_seconds": max_seconds},
         )
+    return info
+
+
+def scratch_space(services: Services) -> ScratchSpace:
+    """The coordinators' scratch disk as this replica sees it (the same path on every
+    node: the check is exact where the ingress runs beside a coordinator)."""
+    settings = services.settings
+    return ScratchSpace(settings.scratch_dir, int(settings.scratch_reserve_mb * 1024 * 1024))
 
 
 def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
@@ -247,8 +265,9 @@ async def _resolve_upload(upload_id: str, services: Services, owner: str) -> dic
     return {"key": meta["key"], "filename": meta["filename"]}
 
 
-Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
-"""Turns a request's raw parameters into (stored params, job info), raising 4xx errors."""
+Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any], ScratchCost]]]
+"""Turns a request's raw parameters into (stored params, job info, scratch disk it
+takes), raising 4xx errors."""
 
 
 async def accept_job(
@@ -264,8 +283,9 @@ async def accept_job(
     With an ``Idempotency-Key`` that another request claimed first, its job instead.
     """
     try:
-        params, info = await validate(job_request)
-        source = await job_request.store_input(services, services.args.limits.max_audio_seconds)
+        params, info, cost = await validate(job_request)
+        max_seconds = services.args.limits.max_audio_seconds
+        source = await job_request.store_input(services, max_seconds, cost)
     finally:
         await job_request.close()
     record = JobRecord(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
@@ -13,6 +15,8 @@ from deployments.api.submission import (
     job_request_body,
     read_job_request,
 )
+from pipelines.jobs.kinds import SPEECH_COST
+from pipelines.jobs.scratch import ScratchCost
 from pipelines.jobs.transcription import TranscriptionParams
 from pipelines.transcription import TranscribeOptions, check_language_for
 
@@ -36,9 +40,9 @@ async def create_transcription(
 ) -> JSONResponse:
     """Multipart ``file=`` or JSON ``{"input": {...}}`` plus transcription parameters."""
 
-    async def validate(job: JobRequest) -> tuple[dict[str, object], dict[str, object]]:
+    async def validate(job: JobRequest) -> tuple[dict[str, Any], dict[str, Any], ScratchCost]:
         params = checked_transcription(services, TranscriptionParams.model_validate(job.params))
-        return params.model_dump(), {"model": params.model}
+        return params.model_dump(), {"model": params.model}, SPEECH_COST
 
     if (replay := await admit(request, services, owner, "transcription")) is not None:
         return replay
