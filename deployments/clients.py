@@ -18,7 +18,7 @@ from deployments.overload import SERVE_OVERLOAD, as_overloaded
 from pipelines.errors import StemscribeError
 from pipelines.jobs.transcription import collect_transcript
 from pipelines.streaming import DecodedSegment, DecodeRequest
-from pipelines.transcription import Transcript, pick_model
+from pipelines.transcription import TranscribeOptions, Transcript, pick_model
 
 
 def domain_cause(exc: BaseException) -> BaseException:
@@ -38,7 +38,7 @@ class TranscriberClient:
         return pick_model(name, list(self._args.models), self._args.default_model)
 
     async def stream(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
         handle = self._handle.options(multiplexed_model_id=model, stream=True)
         items = cast(DeploymentResponseGenerator, handle.transcribe.remote(audio, options))
@@ -51,7 +51,7 @@ class TranscriberClient:
             raise as_overloaded(exc) from exc
 
     async def transcribe(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
 

@@ -44,18 +44,17 @@ class InProcessTranscriber:
         return pick_model(name, list(self.models), self.default)
 
     async def stream(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
-        opts = TranscribeOptions(**options)
         meta, segments = await asyncio.to_thread(
-            start_transcription, self.models[model], audio, opts
+            start_transcription, self.models[model], audio, options
         )
         yield {"meta": meta}
         while (segment := await asyncio.to_thread(next, segments, None)) is not None:
             yield {"segment": asdict(segment)}
 
     async def transcribe(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
 

@@ -18,14 +18,14 @@ from deployments.api.submission import (
 from pipelines.jobs.kinds import SPEECH_COST
 from pipelines.jobs.scratch import ScratchCost
 from pipelines.jobs.transcription import TranscriptionParams
-from pipelines.transcription import TranscribeOptions, check_language_for
+from pipelines.transcription import check_language_for
 
 router = APIRouter(prefix="/v1", tags=["transcriptions"])
 
 
 def checked_transcription(services: Services, params: TranscriptionParams) -> TranscriptionParams:
     params.model = services.transcriber.resolve(params.model)
-    options = TranscribeOptions(**params.options())  # language and task errors answer 400 now
+    options = params.options()  # language and task errors answer 400 now
     check_language_for(params.model, options.language)
     return params
 

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import audio, subtitles
 from pipelines.jobs.context import JobContext
-from pipelines.transcription import SAMPLE_RATE, Segment, Transcript
+from pipelines.transcription import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
 
-SegmentStream = Callable[[np.ndarray, dict[str, Any]], AsyncIterator[dict[str, Any]]]
-"""(16 kHz mono audio, TranscribeOptions fields) -> {"meta": ...} then {"segment": ...}s."""
+SegmentStream = Callable[[np.ndarray, TranscribeOptions], AsyncIterator[dict[str, Any]]]
+"""(16 kHz mono audio, options) -> {"meta": ...} then {"segment": ...}s."""
 
 
 class TranscriptionParams(BaseModel):
@@ -37,15 +37,16 @@ class TranscriptionParams(BaseModel):
     vad: bool = Field(default=False, description="Skip silence with Silero VAD first.")
     prompt: str | None = Field(default=None, max_length=1000, description="Initial prompt.")
 
-    def options(self) -> dict[str, Any]:
-        """The TranscribeOptions fields this request asks for."""
-        return {
-            "language": None if self.language in (None, "", "auto") else self.language,
-            "task": self.task,
-            "word_timestamps": self.word_timestamps,
-            "vad": self.vad,
-            "initial_prompt": self.prompt,
-        }
+    def options(self) -> TranscribeOptions:
+        """What this request asks of the model: the one typed object that travels from
+        the route to the Transcriber (``InvalidRequest`` for a bad language or task)."""
+        return TranscribeOptions(
+            language=None if self.language in (None, "", "auto") else self.language,
+            task=self.task,
+            word_timestamps=self.word_timestamps,
+            vad=self.vad,
+            initial_prompt=self.prompt,
+        )
 
 
 async def collect_transcript(
