@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 UNLOCKED_GRACE_SECONDS = 60.0
-"""A folder younger than this may not have its lock file yet: the sweep leaves it."""
+"""A folder younger than this may not hold its lock yet: the sweep leaves it."""
 GIB = 1024**3
 FLOAT_BYTES = 4
 
@@ -138,11 +138,11 @@ class JobScratch:
 
 def _abandoned(folder: Path, now: float) -> bool:
     try:
+        if now - folder.stat().st_mtime < UNLOCKED_GRACE_SECONDS:
+            return False  # just made: its job may not hold the lock yet
         lock = (folder / LOCK_NAME).open("rb")
     except FileNotFoundError:
-        with contextlib.suppress(FileNotFoundError):
-            return now - folder.stat().st_mtime > UNLOCKED_GRACE_SECONDS
-        return False
+        return folder.is_dir()  # an old folder that never got its lock
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -45,12 +45,14 @@ def test_sweep_keeps_running_jobs_and_removes_those_of_dead_processes(tmp_path: 
         [sys.executable, "-c", HOLD_LOCK, str(dead)], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    later = time.time() + 3600  # past the grace every new folder gets
     with space.job("alive") as scratch:
-        assert space.sweep() == 0  # both locks held
+        assert space.sweep(now=later) == 0  # both locks held
         holder.kill()  # a coordinator killed mid-job: the kernel drops its lock
         holder.wait()
         holder.stdout.close()
-        assert space.sweep() == 1
+        assert space.sweep() == 0  # a folder this young is left alone
+        assert space.sweep(now=later) == 1
         assert not dead.exists() and scratch.folder.is_dir()
 
 
