@@ -218,6 +218,9 @@ def main() -> None:
         "--port", type=int, default=int(os.environ.get("STEMSCRIBE_BENCH_PORT", 28300))
     )
     parser.add_argument("--shifts", type=int, default=1, help="Demucs shifts, both sides")
+    parser.add_argument(
+        "--cli-parallel", action="store_true", help="run the CLI while the service works"
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -248,6 +251,20 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     )
     base = f"http://127.0.0.1:{opts.port}"
     rows: list[dict[str, Any]] = []
+    cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
+    cli_rows: dict[float, dict[str, float]] = {}
+
+    def run_cli() -> None:
+        for minutes in cli_minutes:
+            peak, seconds = cli(model, flags, tracks[minutes], work / "cli", opts.shifts)
+            cli_rows[minutes] = {"cli": peak, "cli_seconds": seconds}
+            print(json.dumps({"minutes": minutes, **cli_rows[minutes]}), flush=True)
+
+    # Separate process trees, so running both at once changes neither's memory, only
+    # their times (which this benchmark does not compare).
+    cli_thread = threading.Thread(target=run_cli) if opts.cli_parallel else None
+    if cli_thread is not None:
+        cli_thread.start()
     try:
         wait_ready(base)
         separate(base, upload(base, song(0.1, work / "warm.wav")), 0)  # loads the model
@@ -271,14 +288,13 @@ def run(opts: argparse.Namespace, work: Path) -> None:
             rows.append(row)
     finally:
         server.terminate()
-        server.wait(60)
-    cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
+        server.wait(120)
+    if cli_thread is None:
+        run_cli()
+    if cli_thread is not None:
+        cli_thread.join()
     for row in rows:
-        if row["minutes"] in cli_minutes:
-            row["cli"], row["cli_seconds"] = cli(
-                model, flags, tracks[row["minutes"]], work / "cli", opts.shifts
-            )
-            print(json.dumps(row), flush=True)
+        row.update(cli_rows.get(row["minutes"], {}))
     report(opts, model, rows)
 
 
@@ -296,6 +312,12 @@ def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> 
         for r in rows
     )
     command = "python -m bench.memory " + " ".join(sys.argv[1:])
+    together = (
+        "The CLI ran alongside the service (`--cli-parallel`): separate process trees, so "
+        "memory is unaffected, but the times are not a speed comparison.\n"
+        if opts.cli_parallel
+        else ""
+    )
     body = f"""## Memory: long separations, service vs `demucs.separate`
 
 Stereo 44.1 kHz WAV tracks, model `{model}`, shifts={opts.shifts}, overlap=0.25 on both sides.
@@ -303,7 +325,7 @@ Service: the whole app (local storage), input uploaded first, then one job; RSS 
 over idle sampled every 0.25 s across every process of the serve tree (Ray's own
 included; shared memory is counted in each process that maps it, so the sum is an
 upper bound). CLI: peak RSS of `python -m demucs.separate` and its children.
-
+{together}
 | track | service tree growth | largest process growth | CLI peak | service time | CLI time |
 |---|---|---|---|---|---|
 {table}
