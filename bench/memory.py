@@ -17,6 +17,7 @@ memory is set by track length, not by the model, on both sides.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -147,9 +148,11 @@ def serve_app(work: Path, model: str, repo: str | None, port: int) -> None:
     ray.shutdown()
 
 
-def wait_ready(base: str, timeout: float = 600) -> None:
+def wait_ready(base: str, server: psutil.Popen, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited with {server.returncode} before it was ready")
         try:
             if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
                 return
@@ -266,7 +269,7 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     if cli_thread is not None:
         cli_thread.start()
     try:
-        wait_ready(base)
+        wait_ready(base, server)
         separate(base, upload(base, song(0.1, work / "warm.wav")), 0)  # loads the model
         for minutes, path in tracks.items():
             upload_id = upload(base, path)
@@ -287,8 +290,9 @@ def run(opts: argparse.Namespace, work: Path) -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
     finally:
-        server.terminate()
-        server.wait(120)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server.terminate()
+            server.wait(120)
     if cli_thread is None:
         run_cli()
     if cli_thread is not None:
