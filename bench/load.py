@@ -30,11 +30,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stemscribe_client.stream import StreamResult, stream_file
+
 from bench.common import machine, write_section
 from config import AppArgs, Settings
 from pipelines import audio
 from pipelines.separation import save_random_htdemucs
-from stemscribe_client.stream import StreamResult, stream_file
 from tests.audio_factory import sine_mix
 from tests.serving import TINY_HTDEMUCS, deploy, wait_ready
 

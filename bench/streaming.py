@@ -30,10 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stemscribe_client.stream import StreamResult, stream_audio
+
 from bench.common import machine, write_section
 from config import AppArgs, Settings
 from evaluation.wer import word_error_rate
-from stemscribe_client.stream import StreamResult, stream_audio
 from tests.serving import wait_ready
 
 PORT = 28300

@@ -164,9 +164,11 @@ class LimitsArgs(_Strict):
 
     max_upload_mb: float = Field(default=200.0, gt=0, description="Largest accepted input file.")
     max_audio_seconds: float = Field(
-        default=1800.0,
+        default=14400.0,
         gt=0,
-        description="Longest accepted audio (checked before and while decoding).",
+        description="Longest accepted audio (checked before and while decoding). Jobs "
+        "stream through local scratch disk, so memory does not grow with length; the "
+        "scratch disk's free space is what bounds a job (checked before it is accepted).",
     )
     max_url_download_seconds: float = Field(
         default=60.0, gt=0, description="Time allowed to fetch an input given by URL."

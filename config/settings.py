@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -97,6 +98,17 @@ class Settings(BaseSettings):
     """Absolute base (``https://api.example.com``) for ``local`` file URLs.
 
     Unset: the request's own."""
+
+    scratch_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "stemscribe-scratch"
+    )
+    """Local disk where running jobs keep their input, decoded track and stems (one
+    folder per job, removed when it ends; a crashed replica's folders are swept). Its
+    free space bounds how long a track can be: give it room (a 1-hour stereo separation
+    into 4 stems takes about 5 GiB at its peak)."""
+
+    scratch_reserve_mb: float = Field(default=512.0, ge=0)
+    """Scratch disk (MiB) jobs leave free; a job that would need it is refused (507)."""
 
     allow_private_urls: bool = False
     """Let ``input.url`` reach private, loopback and link-local addresses (tests, trusted LANs)."""

@@ -19,7 +19,7 @@ from pipelines.errors import StemscribeError
 from pipelines.jobs.transcription import collect_transcript
 from pipelines.model_catalog import raise_if_failed
 from pipelines.streaming import DecodedSegment, DecodeRequest
-from pipelines.transcription import Transcript, pick_model
+from pipelines.transcription import TranscribeOptions, Transcript, pick_model
 
 
 def domain_cause(exc: BaseException) -> BaseException:
@@ -39,7 +39,7 @@ class TranscriberClient:
         return pick_model(name, list(self._args.models), self._args.default_model)
 
     async def stream(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
         handle = self._handle.options(multiplexed_model_id=model, stream=True)
         items = cast(DeploymentResponseGenerator, handle.transcribe.remote(audio, options))
@@ -52,7 +52,7 @@ class TranscriberClient:
             raise as_overloaded(exc) from exc
 
     async def transcribe(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
 

@@ -1,8 +1,9 @@
 """JobCoordinator: owns every job from ``queued`` to its final record, on CPU.
 
-It decodes, plans and encodes; model work goes to DemucsWorker (windows of a track,
-spread over all replicas, ``max_inflight_batches`` at a time) and to the Transcriber
-(streamed segments). GPU replicas never decode, encode or upload.
+A thin shell over ``pipelines.jobs.runner.JobRunner``: it supplies the engines (the
+DemucsWorker forward pass for windows of a track, spread over all replicas,
+``max_inflight_batches`` at a time; the Transcriber's streamed segments), the job store,
+scratch disk and metrics. GPU replicas never decode, encode or upload.
 
 Every replica also runs the reaper and the sweeper (``pipelines.jobs.maintenance``);
 a job runs only under its lease, so retried calls and the reaper converge on one run.
@@ -27,15 +28,14 @@ from deployments.recovery import job_maintenance, replica_name
 from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
 from pipelines.errors import ModelLoading, ModelUnavailable
-from pipelines.jobs import JobRecord, JobStore
-from pipelines.jobs.inputs import FileBody, run_file_job
-from pipelines.jobs.kinds import job_body, separation_model_of
-from pipelines.jobs.lease import JobLease
-from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
-from pipelines.jobs.runner import JobContext
+from pipelines.jobs import JobStore
+from pipelines.jobs.recovery import RecoveryPolicy
+from pipelines.jobs.runner import JobRunner
+from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
+from pipelines.jobs.transcription import SegmentStream
 from pipelines.model_catalog import ModelCatalog
-from pipelines.separation import Separator, load_model
+from pipelines.separation import BatchOutput, Separator, load_model
 from pipelines.storage import open_storage
 from pipelines.storage.retrying import RetryingStorage
 
@@ -47,7 +47,7 @@ MODEL_WAIT_SECONDS = 20.0
 
 
 class JobCoordinator:
-    """Runs separation, transcription and lyrics jobs end to end."""
+    """Runs separation, transcription and lyrics jobs end to end (``JobRunner``)."""
 
     def __init__(
         self,
@@ -62,14 +62,24 @@ class JobCoordinator:
         self._args = args
         self._settings = settings or Settings()
         storage = MeteredStorage(open_storage(self._settings))
-        self._jobs = JobStore(RetryingStorage(storage, self._settings.storage_retry_seconds))
-        self._meter = JobMeter()
+        jobs = JobStore(RetryingStorage(storage, self._settings.storage_retry_seconds))
         # Structure for planning; loading it also fetches the weights into the local
         # cache the workers load from. In the background: a start never waits on a hub.
         self._separators: ModelCatalog[Separator] = ModelCatalog(self._load_separator)
-        self._owner = replica_name()
-        self._policy = RecoveryPolicy(args.jobs.stale_after_seconds, args.jobs.max_attempts)
-        self._maintenance = job_maintenance(self._jobs, args.jobs)
+        scratch = ScratchSpace(
+            self._settings.scratch_dir, int(self._settings.scratch_reserve_mb * 1024 * 1024)
+        )
+        scratch.sweep()  # folders a crashed replica on this node left behind
+        self._runner = JobRunner(
+            jobs,
+            self,
+            scratch,
+            args.limits,
+            owner=replica_name(),
+            policy=RecoveryPolicy(args.jobs.stale_after_seconds, args.jobs.max_attempts),
+            observer=JobMeter(),
+        )
+        self._maintenance = job_maintenance(jobs, args.jobs, also_sweep=[scratch.sweep])
         with contextlib.suppress(RuntimeError):  # no event loop: started by the first call
             self._start_background()
 
@@ -77,13 +87,13 @@ class JobCoordinator:
         self._maintenance.start()
         self._separators.start(self._args.separation.default_model)
 
-    async def _load_separator(self, name: str) -> Separator:
-        repo = self._args.separation.model_repo
-        return await asyncio.to_thread(load_model, name, Path(repo) if repo else None)
+    async def run(self, job_id: str) -> str:
+        """Carry the job to a final state and return that state.
 
-    async def _separator(self, name: str) -> Separator:
-        """Model structure for planning (its weights stay unused here); loaded once."""
-        return await self._separators.get(name)
+        When another replica holds the job (its lease), return its current state at once.
+        """
+        self._start_background()
+        return (await self._runner.run(job_id)).value
 
     async def models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
         """Every enabled separation model: its info once loaded, else its state.
@@ -106,42 +116,9 @@ class JobCoordinator:
             return {"name": name, "loaded": False, **state}
         return separator.info() | {"loaded": True, **state}
 
-    async def run(self, job_id: str) -> str:
-        """Carry the job to a final state and return that state.
+    # JobEngines: what the runner's jobs run on.
 
-        When another replica holds the job (its lease), return its current state at once.
-        """
-        self._start_background()
-        status = await run_exclusively(
-            self._jobs, job_id, self._owner, self._policy, self._run_claimed
-        )
-        return status.value
-
-    async def _run_claimed(self, record: JobRecord, lease: JobLease) -> JobRecord:
-        with self._meter.holding(record.kind):
-            await run_file_job(
-                self._jobs,
-                record,
-                partial(self._run_body, record),
-                lease=lease,
-                heartbeat_seconds=self._policy.heartbeat,
-            )
-        self._meter.finished(record)
-        log.info("job %s (%s) %s", record.job_id, record.kind, record.status.value)
-        return record
-
-    async def _run_body(self, record: JobRecord, ctx: JobContext, source: Path) -> None:
-        # Built inside the job, so a model that fails to load fails the job, not the call.
-        body = await self._body(record)
-        await body(ctx, source)
-
-    async def _body(self, record: JobRecord) -> FileBody:
-        model = separation_model_of(record)
-        engine = await self._engine(model) if model else None
-        stream_for = lambda name: partial(self._transcriber.stream, name)  # noqa: E731
-        return job_body(record, engine, stream_for, self._args.limits.max_audio_seconds)
-
-    async def _engine(self, model: str) -> SeparationEngine:
+    async def separation(self, model: str) -> SeparationEngine:
         return SeparationEngine(
             separator=await self._separator(model),
             run_batch=partial(self._forward, model),
@@ -149,11 +126,22 @@ class JobCoordinator:
             max_inflight=self._args.separation.max_inflight_batches,
         )
 
-    async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> np.ndarray:
+    def transcription(self, model: str) -> SegmentStream:
+        return partial(self._transcriber.stream, model)
+
+    async def _load_separator(self, name: str) -> Separator:
+        repo = self._args.separation.model_repo
+        return await asyncio.to_thread(load_model, name, Path(repo) if repo else None)
+
+    async def _separator(self, name: str) -> Separator:
+        """Model structure for planning (its weights stay unused here); loaded once."""
+        return await self._separators.get(name)
+
+    async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> BatchOutput:
         handle = self._worker.options(multiplexed_model_id=model)
 
-        async def call() -> np.ndarray:
-            result: np.ndarray = await handle.forward.remote(sub_model, batch)
+        async def call() -> BatchOutput:
+            result: BatchOutput = await handle.forward.remote(sub_model, batch)
             return result
 
         return await retry_on_replica_death(call, what=f"DemucsWorker.forward ({model})")

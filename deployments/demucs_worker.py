@@ -19,7 +19,7 @@ from deployments.health import ModelHealth
 from deployments.metrics import WINDOWS_PER_BATCH
 from deployments.resources import set_torch_threads, torch_device
 from pipelines.probes import probe_separator
-from pipelines.separation import Separator, load_model, run_batch
+from pipelines.separation import BatchOutput, Separator, load_model, timed_batch
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,15 @@ class DemucsWorker:
             load
         )
 
-    async def forward(self, sub_model: int, batch: np.ndarray) -> np.ndarray:
-        """Model output (B, sources, channels, length) for windows (B, channels, length)."""
+    async def forward(self, sub_model: int, batch: np.ndarray) -> BatchOutput:
+        """Model output (B, sources, channels, length) for windows (B, channels, length),
+        with the seconds the forward pass took (the coordinator tells queueing from compute)."""
         separator = await self._models(serve.get_multiplexed_model_id())
         model = separator.models[sub_model]
         # One forward pass at a time: the device is the bottleneck, and a second
         # concurrent call only gets its inputs delivered while this one computes.
         async with self._health.exclusive(separator):
-            output = await asyncio.to_thread(run_batch, model, batch, self.device)
+            output = await asyncio.to_thread(timed_batch, model, batch, self.device)
             self._health.progress()
         self._windows += len(batch)
         WINDOWS_PER_BATCH.observe(len(batch))

@@ -41,6 +41,13 @@ WINDOWS_PER_BATCH = Histogram(
     "Demucs windows in one DemucsWorker forward pass.",
     boundaries=[1, 2, 4, 8, 16, 32],
 )
+STAGE_SECONDS = Histogram(
+    "stemscribe_stage_seconds",
+    "Seconds a finished job spent per stage (decode, queue_wait, forward, stitch, encode, "
+    "upload, fetch), summed over the job.",
+    boundaries=[0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+    tag_keys=_keys("kind", "stage"),
+)
 QUEUE_DEPTH = Gauge(
     "stemscribe_queue_depth",
     "Jobs accepted and not yet started (status queued), store-wide, as of this replica's "
@@ -112,6 +119,8 @@ class JobMeter:
             QUEUE_WAIT.observe(
                 max(0.0, record.started_at - record.created_at), tags={"kind": record.kind}
             )
+        for stage, seconds in record.timings.items():
+            STAGE_SECONDS.observe(seconds, tags={"kind": record.kind, "stage": stage})
         duration = float(record.info.get("duration") or 0.0)
         if status != "succeeded" or duration <= 0:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ray import serve
@@ -43,16 +44,18 @@ class SelfCaller:
         return status
 
 
-def job_maintenance(jobs: JobStore, args: JobsArgs) -> Maintenance:
+def job_maintenance(
+    jobs: JobStore, args: JobsArgs, also_sweep: Sequence[Callable[[float], object]] = ()
+) -> Maintenance:
     """The reaper (stale jobs back through Serve, and the backlog gauge from the same
-    pass) and the sweeper (retention, and expired idempotency keys) over ``jobs``;
-    call ``start()`` on an event loop."""
+    pass) and the sweeper (retention, expired idempotency keys, and ``also_sweep``) over
+    ``jobs``; call ``start()`` on an event loop."""
     janitor = Janitor(jobs, stale_after=args.stale_after_seconds, retention=args.retention_seconds)
     return Maintenance(
         janitor,
         SelfCaller().run,
         reap_interval=args.reaper_interval_seconds,
         sweep_interval=args.sweep_interval_seconds,
-        also_sweep=[IdempotencyKeys(jobs.storage).expire],
+        also_sweep=[IdempotencyKeys(jobs.storage).expire, *also_sweep],
         on_backlog=BacklogGauge(),
     )

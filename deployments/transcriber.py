@@ -73,14 +73,13 @@ class Transcriber:
         return await self._models(serve.get_multiplexed_model_id())
 
     async def transcribe(
-        self, audio: np.ndarray, options: dict[str, Any]
+        self, audio: np.ndarray, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream ``{"meta": ...}`` first, then one ``{"segment": ...}`` per segment."""
         model = await self._model()
-        opts = TranscribeOptions(**options)
         # One decode at a time: the model is the bottleneck.
         async with self._health.exclusive(model):
-            meta, segments = await asyncio.to_thread(start_transcription, model, audio, opts)
+            meta, segments = await asyncio.to_thread(start_transcription, model, audio, options)
             yield {"meta": meta}
             while (segment := await asyncio.to_thread(next, segments, None)) is not None:
                 self._health.progress()

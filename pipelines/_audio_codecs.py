@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -223,25 +223,44 @@ def encode(
 ) -> bytes:
     """Encode float32 ``(channels, n)`` samples into an in-memory file."""
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=encoder.container, container_options=_BITEXACT) as container:
+    blocks = (samples[:, i : i + ENCODE_BLOCK] for i in range(0, samples.shape[1], ENCODE_BLOCK))
+    encode_blocks(blocks, buffer, samples.shape[0], sample_rate, encoder, bit_rate)
+    return buffer.getvalue()
+
+
+def encode_blocks(
+    blocks: Iterable[np.ndarray],
+    target: Any,
+    channels: int,
+    sample_rate: int,
+    encoder: Encoder,
+    bit_rate: int | None = None,
+) -> None:
+    """Encode float32 ``(channels, n)`` blocks, in order, into ``target`` (a path or a
+    seekable binary file): one block in memory at a time."""
+    with av.open(target, "w", format=encoder.container, container_options=_BITEXACT) as container:
         stream = container.add_stream(encoder.codec, rate=sample_rate)
         assert isinstance(stream, AudioStream)
-        stream.layout = _layout(samples.shape[0])
+        stream.layout = _layout(channels)
         stream.format = encoder.sample_format
         if bit_rate is not None:
             stream.codec_context.bit_rate = bit_rate
         container.start_encoding()  # headers even when there are no samples
-        for frame in _frames(samples, sample_rate, encoder):
-            container.mux(stream.encode(frame))
+        position = 0
+        for block in blocks:
+            for frame in _frames(block, sample_rate, encoder, position):
+                container.mux(stream.encode(frame))
+            position += block.shape[1]
         container.mux(stream.encode(None))
-    return buffer.getvalue()
 
 
 def _layout(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
 
 
-def _frames(samples: np.ndarray, sample_rate: int, encoder: Encoder) -> Iterator[AudioFrame]:
+def _frames(
+    samples: np.ndarray, sample_rate: int, encoder: Encoder, first: int = 0
+) -> Iterator[AudioFrame]:
     layout = _layout(samples.shape[0])
     for start in range(0, samples.shape[1], ENCODE_BLOCK):
         block = to_pcm(samples[:, start : start + ENCODE_BLOCK], encoder)
@@ -250,7 +269,7 @@ def _frames(samples: np.ndarray, sample_rate: int, encoder: Encoder) -> Iterator
         frame = AudioFrame.from_ndarray(
             np.ascontiguousarray(block), format=encoder.sample_format, layout=layout
         )
-        frame.sample_rate, frame.pts = sample_rate, start
+        frame.sample_rate, frame.pts = sample_rate, first + start
         frame.time_base = Fraction(1, sample_rate)
         yield frame
 

@@ -38,7 +38,9 @@ __all__ = [
     "content_type",
     "convert_channels",
     "decode",
+    "decode_blocks",
     "encode",
+    "encode_file",
     "extension",
     "probe",
 ]
@@ -154,11 +156,30 @@ def decode(
 ) -> np.ndarray:
     """Decode the first audio stream of ``source`` to float32 ``(channels, samples)``.
 
+    The whole track in memory: for short clips. Long inputs go through
+    :func:`decode_blocks`, which takes the same arguments and checks.
+    """
+    blocks = list(
+        decode_blocks(source, sample_rate=sample_rate, channels=channels, max_duration=max_duration)
+    )
+    return np.concatenate(blocks, axis=1)
+
+
+def decode_blocks(
+    source: AudioSource,
+    *,
+    sample_rate: int,
+    channels: int,
+    max_duration: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of ``source`` as float32 ``(channels, n)`` blocks.
+
     Resampled to ``sample_rate`` by FFmpeg's resampler, then converted to
-    ``channels`` with Demucs' rules (:func:`convert_channels`). Raises
-    :class:`UnsupportedAudio` for anything undecodable and :class:`AudioTooLong`
-    past ``max_duration`` seconds: from the headers before decoding, and again
-    while decoding, since headers can understate the length.
+    ``channels`` with Demucs' rules (:func:`convert_channels`) block by block, so
+    only one block is ever held. Raises :class:`UnsupportedAudio` for anything
+    undecodable (also when it holds no samples) and :class:`AudioTooLong` past
+    ``max_duration`` seconds: from the headers before decoding, and again while
+    decoding, since headers can understate the length.
     """
     if sample_rate < 1 or channels < 1:
         raise ValueError(f"bad decode target: {sample_rate} Hz, {channels} channels")
@@ -166,10 +187,8 @@ def decode(
     with codecs.open_audio(source) as (container, stream):
         _check_duration(codecs.declared_duration(container, stream), limit)
         blocks = codecs.decoded_blocks(container, stream, sample_rate)
-        # Down-mixed block by block: only ``channels`` of the source's are kept.
-        return _concatenate(
-            (convert_channels(block, channels) for block in blocks), sample_rate, limit
-        )
+        for block in _checked_blocks(blocks, sample_rate, limit):
+            yield convert_channels(block, channels)
 
 
 def _check_duration(duration: float, max_duration: float) -> None:
@@ -184,22 +203,22 @@ def _too_long(what: str, duration: float, max_duration: float) -> AudioTooLong:
     )
 
 
-def _concatenate(blocks: Iterable[np.ndarray], sample_rate: int, max_duration: float) -> np.ndarray:
+def _checked_blocks(
+    blocks: Iterable[np.ndarray], sample_rate: int, max_duration: float
+) -> Iterator[np.ndarray]:
     limit = (max_duration + DURATION_TOLERANCE) * sample_rate
-    kept: list[np.ndarray] = []
     total = 0
     for block in blocks:
         _check_finite(block)
-        kept.append(block)
         total += block.shape[1]
         if total > limit:
             # Stop here: a file that understates its length may hold hours more.
             seconds = total / sample_rate
             message = f"The audio lasts more than {seconds:.1f} s"
             raise _too_long(message, seconds, max_duration)
+        yield block
     if total == 0:
         raise UnsupportedAudio("The file contains no audio samples.")
-    return np.concatenate(kept, axis=1)
 
 
 def convert_channels(wav: np.ndarray, channels: int) -> np.ndarray:
@@ -264,6 +283,26 @@ def encode(
     encoder, bit_rate = _encoder(_output_format(format).name, bit_depth, mp3_bitrate)
     _check_encodable(encoder, wav.shape[0], sample_rate)
     return codecs.encode(wav.astype(np.float32, copy=False), sample_rate, encoder, bit_rate)
+
+
+def encode_file(
+    blocks: Iterable[np.ndarray],
+    target: str | os.PathLike[str],
+    sample_rate: int,
+    channels: int,
+    *,
+    format: FormatName = "wav",
+    bit_depth: BitDepth = 16,
+    mp3_bitrate: int = 320,
+) -> None:
+    """Encode float ``(channels, n)`` blocks, in order, into the file ``target``.
+
+    The same options and bytes as :func:`encode`, with one block in memory at a time.
+    """
+    encoder, bit_rate = _encoder(_output_format(format).name, bit_depth, mp3_bitrate)
+    _check_encodable(encoder, channels, sample_rate)
+    floats = (block.astype(np.float32, copy=False) for block in blocks)
+    codecs.encode_blocks(floats, os.fspath(target), channels, sample_rate, encoder, bit_rate)
 
 
 def check_output(format: str, bit_depth: int, mp3_bitrate: int) -> None:

@@ -50,6 +50,12 @@ class ModelLoading(StemscribeError):
     code = "model_loading"
 
 
+class UnknownJobKind(InvalidRequest):
+    """A job record names a kind this service does not run."""
+
+    code = "unknown_job_kind"
+
+
 class UnknownStem(InvalidRequest):
     """A requested stem is not produced by the chosen model."""
 
@@ -66,6 +72,12 @@ class AudioTooLong(StemscribeError):
     """The audio lasts longer than the configured limit."""
 
     code = "audio_too_long"
+
+
+class InsufficientScratch(StemscribeError):
+    """The job needs more local scratch disk than is free (``details``: needed, free)."""
+
+    code = "insufficient_storage"
 
 
 class PayloadTooLarge(StemscribeError):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines import audio
+from pipelines.jobs.context import JobContext
 from pipelines.jobs.params import SeparationParams
-from pipelines.jobs.runner import JobContext
 from pipelines.jobs.separation import SeparationEngine, separate
 from pipelines.jobs.transcription import (
     SegmentStream,
@@ -53,17 +53,27 @@ async def lyrics(
     ctx: JobContext,
     engine: SeparationEngine,
     stream: SegmentStream,
-    source: audio.AudioSource,
+    source: Path,
+    folder: Path,
     params: LyricsParams,
     max_seconds: float,
 ) -> None:
-    """The body of a lyrics job: vocals + instrumental stems, lyrics.lrc/.srt/.json."""
+    """The body of a lyrics job: vocals + instrumental stems, lyrics.lrc/.srt/.json.
+
+    The vocals are transcribed from their float scratch copy (before clipping and
+    encoding), through a 32-bit float WAV in ``folder``.
+    """
     with ctx.stage(0.0, SEPARATION_SHARE):
-        stems = await separate(ctx, engine, params.separation(), source, max_seconds)
+        stems = await separate(
+            ctx, engine, params.separation(), source, folder, max_seconds, keep=("vocals",)
+        )
     _rename(ctx, "no_vocals", "instrumental")
+    vocals = folder / "vocals-float.wav"
     rate = engine.separator.samplerate
-    wav = audio.encode(stems["vocals"], rate, format="wav", bit_depth=32)
-    speech = await asyncio.to_thread(decode_speech, wav, max_seconds)
+    with ctx.timed("decode"):
+        await asyncio.to_thread(stems.write_float_wav, "vocals", vocals, rate)
+        speech = await asyncio.to_thread(decode_speech, vocals, max_seconds, folder)
+    vocals.unlink()
     with ctx.stage(SEPARATION_SHARE, 1.0):
         transcript = await transcribe_audio(ctx, stream, speech, params.transcription())
     await write_transcript(ctx, transcript, "lyrics", formats=("lrc", "srt", "json"))

@@ -17,13 +17,13 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from config import AppArgs
-from pipelines.jobs import JobRecord, JobStore
-from pipelines.jobs.inputs import FileBody, run_file_job
-from pipelines.jobs.kinds import job_body, separation_model_of
+from pipelines.jobs import JobStore
+from pipelines.jobs.runner import JobRunner
+from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
-from pipelines.jobs.transcription import collect_transcript
+from pipelines.jobs.transcription import SegmentStream, collect_transcript
 from pipelines.model_catalog import raise_if_failed, unavailable
-from pipelines.separation import Separator, run_batch
+from pipelines.separation import BatchOutput, Separator, timed_batch
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import (
     TranscribeOptions,
@@ -47,18 +47,17 @@ class InProcessTranscriber:
         return pick_model(name, list(self.models), self.default)
 
     async def stream(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
-        opts = TranscribeOptions(**options)
         meta, segments = await asyncio.to_thread(
-            start_transcription, self.models[model], audio, opts
+            start_transcription, self.models[model], audio, options
         )
         yield {"meta": meta}
         while (segment := await asyncio.to_thread(next, segments, None)) is not None:
             yield {"segment": asdict(segment)}
 
     async def transcribe(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> Transcript:
         return await collect_transcript(self.stream(model, audio, options))
 
@@ -83,6 +82,7 @@ class InProcessLauncher:
         args: AppArgs,
         separators: dict[str, Separator],
         transcriber: InProcessTranscriber,
+        scratch: ScratchSpace,
     ) -> None:
         self.jobs = jobs
         self.args = args
@@ -95,28 +95,23 @@ class InProcessLauncher:
         self.gate.set()
         self.unavailable: dict[str, str] = {}
         """Separation model -> why it could not be loaded (as the coordinator records it)."""
+        self.runner = JobRunner(jobs, self, scratch, args.limits)
 
     async def submit(self, kind: str, job_id: str) -> None:
         self.submitted.append(job_id)
-        record = await asyncio.to_thread(self.jobs.get, job_id)
-        job = run_file_job(self.jobs, record, self._body(record))
-        self.tasks.append(asyncio.create_task(job))
+        self.tasks.append(asyncio.create_task(self.runner.run(job_id)))
 
-    def _engine(self, model: str) -> SeparationEngine:
+    async def separation(self, model: str) -> SeparationEngine:
         separator = self.separators[model]
 
-        async def forward(sub_model: int, batch: np.ndarray) -> np.ndarray:
+        async def forward(sub_model: int, batch: np.ndarray) -> BatchOutput:
             await asyncio.to_thread(self.gate.wait)
-            return await asyncio.to_thread(run_batch, separator.models[sub_model], batch)
+            return await asyncio.to_thread(timed_batch, separator.models[sub_model], batch)
 
         return SeparationEngine(separator, forward, batch_size=2, max_inflight=2)
 
-    def _body(self, record: JobRecord) -> FileBody:
-        """The same job bodies the JobCoordinator runs."""
-        model = separation_model_of(record)
-        engine = self._engine(model) if model else None
-        stream_for = lambda name: partial(self.transcriber.stream, name)  # noqa: E731
-        return job_body(record, engine, stream_for, self.args.limits.max_audio_seconds)
+    def transcription(self, model: str) -> SegmentStream:
+        return partial(self.transcriber.stream, model)
 
     async def separation_models(self, wait_for: str | None = None) -> dict[str, dict[str, Any]]:
         if wait_for in self.unavailable:

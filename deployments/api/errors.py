@@ -42,6 +42,7 @@ STATUS: dict[type[errors.StemscribeError], int] = {
     errors.ModelLoading: 503,
     errors.StorageUnavailable: 503,
     errors.ModelNotAvailable: 501,
+    errors.InsufficientScratch: 507,
 }
 
 HTTP_CODES = {

@@ -21,6 +21,7 @@ import asyncio
 import re
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,6 +40,15 @@ RESERVED_NAMES = frozenset({INPUT_NAME, META_NAME})
 """File names of the upload folder's own objects, refused as client file names."""
 _UPLOAD_ID = re.compile(r"[0-9a-f]{24}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+Admit = Callable[[audio.AudioInfo, int], None]
+"""Called with a probed input's headers and size before it is stored; raises to refuse
+it (the scratch-disk check: 507)."""
+
+
+def admit_any(info: audio.AudioInfo, size: int) -> None:
+    """Admit every probed input (an upload stored before any job names it)."""
 
 
 class UploadReservation(BaseModel):
@@ -109,14 +119,18 @@ def max_upload_bytes(services: Services) -> int:
 
 
 async def store_body(
-    services: Services, file: BinaryIO, filename: str | None, content_type: str | None
+    services: Services,
+    file: BinaryIO,
+    filename: str | None,
+    content_type: str | None,
+    admit: Admit,
 ) -> StoredInput:
     """Probe a request body's file, then store it as a new upload's input."""
-    await asyncio.to_thread(_probe, file, services.args.limits.max_audio_seconds)
+    await _probe_and_admit(services, file, admit)
     return await _store(services, file, safe_filename(filename), content_type)
 
 
-async def store_url(services: Services, url: str) -> StoredInput:
+async def store_url(services: Services, url: str, admit: Admit) -> StoredInput:
     """Fetch ``url`` (checked, pinned, capped), probe it, store it as a new upload's input."""
     limits = services.args.limits
     with tempfile.TemporaryDirectory(prefix="stemscribe-url-") as folder:
@@ -130,11 +144,13 @@ async def store_url(services: Services, url: str) -> StoredInput:
             allow_private=services.settings.allow_private_urls,
         )
         with path.open("rb") as file:
-            await asyncio.to_thread(_probe, file, limits.max_audio_seconds)
+            await _probe_and_admit(services, file, admit)
             return await _store(services, file, safe_filename(url), None)
 
 
-async def stored_upload(services: Services, upload_id: str, owner: str) -> StoredInput:
+async def stored_upload(
+    services: Services, upload_id: str, owner: str, admit: Admit
+) -> StoredInput:
     """The caller's reserved upload, size-checked and probed where it is stored."""
     reservation = await find_reservation(services, upload_id, owner)
     key = upload_input_key(upload_id)
@@ -154,7 +170,7 @@ async def stored_upload(services: Services, upload_id: str, owner: str) -> Store
             details={"upload_id": upload_id, "limit_bytes": limit},
         )
     with open_object(services.storage, key, info.size) as file:
-        await asyncio.to_thread(_probe, file, services.args.limits.max_audio_seconds)
+        await _probe_and_admit(services, file, admit)
     return StoredInput(key, reservation.filename)
 
 
@@ -209,7 +225,13 @@ async def _store(
     return StoredInput(key, filename)
 
 
-def _probe(file: BinaryIO, max_seconds: float) -> None:
+async def _probe_and_admit(services: Services, file: BinaryIO, admit: Admit) -> None:
+    info = await asyncio.to_thread(_probe, file, services.args.limits.max_audio_seconds)
+    size = file.seek(0, 2)
+    await asyncio.to_thread(admit, info, size)
+
+
+def _probe(file: BinaryIO, max_seconds: float) -> audio.AudioInfo:
     file.seek(0)
     info = audio.probe(file)
     if info.duration > max_seconds:
@@ -217,6 +239,7 @@ def _probe(file: BinaryIO, max_seconds: float) -> None:
             f"The audio lasts {info.duration:.0f} s; the limit is {max_seconds:.0f} s.",
             details={"limit_seconds": max_seconds},
         )
+    return info
 
 
 def source_of(body: dict[str, Any]) -> tuple[str | None, str | None]:

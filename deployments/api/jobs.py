@@ -40,6 +40,7 @@ def present(request: Request, services: Services, record: JobRecord) -> dict[str
         "finished_at": _iso(record.finished_at),
         "error": record.error,
         "params": record.params,
+        "timings": record.timings,
         "result": None,
         "status_url": base,
         "events_url": base + "/events",

@@ -7,7 +7,6 @@ official ``openai`` client works unchanged against ``base_url=.../v1``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -91,7 +90,7 @@ async def _respond(request: Request, services: Services, task: str) -> Response:
     ]
     model = services.transcriber.resolve(fields.get("model"))
     options = _options(fields, task, "word" in granularities)
-    check_language_for(model, options["language"])
+    check_language_for(model, options.language)
     response_format = fields.get("response_format") or "json"
     _check_format(response_format, granularities)
     transcript = await services.transcriber.transcribe(model, speech, options)
@@ -136,19 +135,18 @@ def _read(form: FormData, limit: int) -> tuple[UploadFile, dict[str, str]]:
     return upload, fields
 
 
-def _options(fields: dict[str, str], task: str, words: bool) -> dict[str, Any]:
+def _options(fields: dict[str, str], task: str, words: bool) -> TranscribeOptions:
     try:
         temperature = float(fields.get("temperature") or 0.0)
     except ValueError:
         raise InvalidRequest(
             "temperature must be a number.", details={"field": "temperature"}
         ) from None
-    options: dict[str, Any] = {
-        "language": fields.get("language") or None,
-        "task": task,
-        "word_timestamps": words,
-        "initial_prompt": fields.get("prompt") or None,
-        "temperature": temperature,
-    }
-    TranscribeOptions(**options)  # raises InvalidRequest for a bad language or temperature
-    return options
+    # raises InvalidRequest for a bad language or temperature
+    return TranscribeOptions(
+        language=fields.get("language") or None,
+        task=task,  # type: ignore[arg-type]  # checked by TranscribeOptions
+        word_timestamps=words,
+        initial_prompt=fields.get("prompt") or None,
+        temperature=temperature,
+    )

@@ -17,7 +17,7 @@ from pipelines.jobs import JobStore
 from pipelines.storage import Storage
 from pipelines.storage.signing import UrlSigner
 from pipelines.streaming import DecodedSegment, DecodeRequest
-from pipelines.transcription import Transcript
+from pipelines.transcription import TranscribeOptions, Transcript
 
 
 class Transcribing(Protocol):
@@ -28,13 +28,13 @@ class Transcribing(Protocol):
         ...
 
     def stream(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
         """``{"meta": ...}`` then ``{"segment": ...}`` items."""
         ...
 
     async def transcribe(
-        self, model: str, audio: np.ndarray, options: dict[str, Any]
+        self, model: str, audio: np.ndarray, options: TranscribeOptions
     ) -> Transcript: ...
 
     async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:

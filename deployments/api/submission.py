@@ -21,9 +21,11 @@ from deployments.api import admission, intake
 from deployments.api.intake import max_upload_bytes
 from deployments.api.jobs import present
 from deployments.api.services import Services
+from pipelines.audio import AudioInfo
 from pipelines.errors import InvalidRequest, PayloadTooLarge
 from pipelines.fetch import check_url_form
 from pipelines.jobs import JobRecord, new_job_id
+from pipelines.jobs.scratch import ScratchCost, ScratchSpace
 
 INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
 FLOAT_FIELDS = {"overlap", "temperature"}
@@ -46,19 +48,33 @@ class JobRequest:
         if self.form is not None:
             await self.form.close()
 
-    async def store_input(self, services: Services, owner: str) -> dict[str, Any]:
-        """The input probed (415/413 before acceptance) and in storage, as the record keeps it."""
+    async def store_input(
+        self, services: Services, owner: str, cost: ScratchCost
+    ) -> dict[str, Any]:
+        """The input probed (415/413), checked to fit the scratch disk (507), and in storage,
+        before the job is accepted; as the record keeps it."""
+
+        def admit(info: AudioInfo, size: int) -> None:
+            scratch_space(services).check(cost.bytes_for(info.duration, size))
+
         if self.upload_id is not None:
-            stored = await intake.stored_upload(services, self.upload_id, owner)
+            stored = await intake.stored_upload(services, self.upload_id, owner, admit)
         elif self.url is not None:
-            stored = await intake.store_url(services, self.url)
+            stored = await intake.store_url(services, self.url, admit)
         else:
             assert self.upload is not None
             upload = self.upload
             stored = await intake.store_body(
-                services, upload.file, upload.filename, upload.content_type
+                services, upload.file, upload.filename, upload.content_type, admit
             )
         return stored.to_dict()
+
+
+def scratch_space(services: Services) -> ScratchSpace:
+    """The coordinators' scratch disk as this replica sees it (the same path on every
+    node: the check is exact where the ingress runs beside a coordinator)."""
+    settings = services.settings
+    return ScratchSpace(settings.scratch_dir, int(settings.scratch_reserve_mb * 1024 * 1024))
 
 
 def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
@@ -185,8 +201,9 @@ async def _read_json(request: Request) -> JobRequest:
     return JobRequest(body, upload_id=upload_id, url=url)
 
 
-Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
-"""Turns a request's raw parameters into (stored params, job info), raising 4xx errors."""
+Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any], ScratchCost]]]
+"""Turns a request's raw parameters into (stored params, job info, scratch disk it
+takes), raising 4xx errors."""
 
 
 async def accept_job(
@@ -202,8 +219,8 @@ async def accept_job(
     With an ``Idempotency-Key`` that another request claimed first, its job instead.
     """
     try:
-        params, info = await validate(job_request)
-        source = await job_request.store_input(services, owner)
+        params, info, cost = await validate(job_request)
+        source = await job_request.store_input(services, owner, cost)
     finally:
         await job_request.close()
     record = JobRecord(

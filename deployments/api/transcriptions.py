@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
@@ -13,15 +15,17 @@ from deployments.api.submission import (
     job_request_body,
     read_job_request,
 )
+from pipelines.jobs.kinds import SPEECH_COST
+from pipelines.jobs.scratch import ScratchCost
 from pipelines.jobs.transcription import TranscriptionParams
-from pipelines.transcription import TranscribeOptions, check_language_for
+from pipelines.transcription import check_language_for
 
 router = APIRouter(prefix="/v1", tags=["transcriptions"])
 
 
 def checked_transcription(services: Services, params: TranscriptionParams) -> TranscriptionParams:
     params.model = services.transcriber.resolve(params.model)
-    options = TranscribeOptions(**params.options())  # language and task errors answer 400 now
+    options = params.options()  # language and task errors answer 400 now
     check_language_for(params.model, options.language)
     return params
 
@@ -36,10 +40,10 @@ async def create_transcription(
 ) -> JSONResponse:
     """Multipart ``file=`` or JSON ``{"input": {...}}`` plus transcription parameters."""
 
-    async def validate(job: JobRequest) -> tuple[dict[str, object], dict[str, object]]:
+    async def validate(job: JobRequest) -> tuple[dict[str, Any], dict[str, Any], ScratchCost]:
         params = checked_transcription(services, TranscriptionParams.model_validate(job.params))
         await services.transcriber.check_available(str(params.model))
-        return params.model_dump(), {"model": params.model}
+        return params.model_dump(), {"model": params.model}, SPEECH_COST
 
     if (replay := await admit(request, services, owner, "transcription")) is not None:
         return replay

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InvalidRequest
-from pipelines.jobs.lease import JobLease
-from pipelines.jobs.records import JobRecord, JobStore
-from pipelines.jobs.runner import HEARTBEAT_SECONDS, JobContext, run_job
 from pipelines.storage import Storage
-
-FileBody = Callable[[JobContext, Path], Awaitable[None]]
-
 
 INPUT_FILE = "input"
 """The input's local name inside the job folder, whatever the client called it."""
@@ -36,23 +27,3 @@ def materialise_input(storage: Storage, source: dict[str, Any], folder: Path) ->
         raise InvalidRequest("The job's input path leaves its folder.")
     storage.download_to(key, target)
     return target
-
-
-async def run_file_job(
-    store: JobStore,
-    record: JobRecord,
-    body: FileBody,
-    *,
-    lease: JobLease | None = None,
-    heartbeat_seconds: float = HEARTBEAT_SECONDS,
-) -> JobRecord:
-    """Run ``body`` on the job's input as a local file; the record ends final (see ``run_job``)."""
-    with tempfile.TemporaryDirectory(prefix="stemscribe-") as folder:
-
-        async def job(ctx: JobContext) -> None:
-            source = await asyncio.to_thread(
-                materialise_input, ctx.storage, record.input, Path(folder)
-            )
-            await body(ctx, source)
-
-        return await run_job(store, record, job, lease=lease, heartbeat_seconds=heartbeat_seconds)

@@ -1,56 +1,59 @@
-"""Which body runs a job of each kind: one dispatch shared by every job runner."""
+"""The kinds of job, and the scratch disk each takes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from enum import StrEnum
 
-from pipelines.jobs.inputs import FileBody
+from pipelines.errors import UnknownJobKind
 from pipelines.jobs.params import SeparationParams
-from pipelines.jobs.records import JobRecord
-from pipelines.jobs.runner import JobContext
-from pipelines.jobs.separation import SeparationEngine, separate
-from pipelines.jobs.transcription import SegmentStream, TranscriptionParams, transcribe_file
-from pipelines.lyrics import LyricsParams, lyrics
+from pipelines.jobs.scratch import FLOAT_BYTES, ScratchCost, separation_cost
+from pipelines.jobs.transcription import TranscriptionParams
+from pipelines.lyrics import LyricsParams
+from pipelines.transcription import SAMPLE_RATE
 
 
-def separation_model_of(record: JobRecord) -> str | None:
-    """The Demucs model a job needs, if any (so the runner can prepare its engine)."""
-    if record.kind == "separation":
-        return str(record.params["model"])
-    if record.kind == "lyrics":
-        return str(record.params["separation_model"])
-    return None
+class JobKind(StrEnum):
+    """What a job does; stored in its record as ``kind``."""
+
+    SEPARATION = "separation"
+    TRANSCRIPTION = "transcription"
+    LYRICS = "lyrics"
+
+    @classmethod
+    def of(cls, kind: str) -> JobKind:
+        """The kind named ``kind``; :class:`UnknownJobKind` for anything else."""
+        try:
+            return cls(kind)
+        except ValueError:
+            raise UnknownJobKind(
+                f"Unknown job kind {kind!r}; known: {', '.join(k.value for k in cls)}.",
+                details={"kind": kind},
+            ) from None
 
 
-def job_body(
-    record: JobRecord,
-    engine: SeparationEngine | None,
-    stream_for: Callable[[str], SegmentStream],
-    max_seconds: float,
-) -> FileBody:
-    """The body for ``record``'s kind, bound to its parameters."""
-    if record.kind == "separation":
-        sep = SeparationParams.model_validate(record.params)
-        assert engine is not None
+SPEECH_COST = ScratchCost(SAMPLE_RATE * FLOAT_BYTES)
+"""A transcription keeps its 16 kHz mono float track on disk while decoding."""
 
-        async def run_separation(ctx: JobContext, source: Path) -> None:
-            await separate(ctx, engine, sep, source, max_seconds)
 
-        return run_separation
-    if record.kind == "transcription":
-        tra = TranscriptionParams.model_validate(record.params)
-        stream = stream_for(str(tra.model))
-
-        async def run_transcription(ctx: JobContext, source: Path) -> None:
-            await transcribe_file(ctx, stream, source, tra, max_seconds)
-
-        return run_transcription
-    lyr = LyricsParams.model_validate(record.params)
-    assert engine is not None
-    lyrics_stream = stream_for(str(lyr.model))
-
-    async def run_lyrics(ctx: JobContext, source: Path) -> None:
-        await lyrics(ctx, engine, lyrics_stream, source, lyr, max_seconds)
-
-    return run_lyrics
+def scratch_cost(
+    params: SeparationParams | TranscriptionParams | LyricsParams,
+    sample_rate: int,
+    channels: int,
+    sources: int,
+) -> ScratchCost:
+    """Scratch bytes per second of audio for a job (``sample_rate``, ``channels`` and
+    ``sources``: those of its Demucs model; ignored for transcriptions)."""
+    if isinstance(params, SeparationParams):
+        stems = 2 if params.two_stems else len(params.stems or range(sources))
+        return separation_cost(
+            sample_rate, channels, stems, params.format, params.bit_depth, params.mp3_bitrate
+        )
+    if isinstance(params, LyricsParams):
+        sep = params.separation()
+        cost = separation_cost(
+            sample_rate, channels, 2, sep.format, sep.bit_depth, sep.mp3_bitrate, keep_float=1
+        )
+        # the vocals as a float WAV, then as 16 kHz speech
+        extra = sample_rate * channels * FLOAT_BYTES + SPEECH_COST.per_second
+        return ScratchCost(cost.per_second + extra)
+    return SPEECH_COST

@@ -62,6 +62,9 @@ class JobRecord:
     outputs: list[OutputFile] = field(default_factory=list)
     archive: OutputFile | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per stage of the last attempt (decode, queue_wait, forward, stitch,
+    encode, upload...), summed over the job; concurrent work counts once per piece."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

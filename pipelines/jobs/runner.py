@@ -1,219 +1,169 @@
-"""The lifecycle every job kind shares: running, progress, heartbeat, cancel, finish.
+"""``JobRunner``: one job from ``queued`` to its final record, whatever its kind.
 
-Outputs are written before the record flips to ``succeeded``, so a client that
-sees ``succeeded`` can always download every file listed.
+``run(job_id)`` claims the job's lease (so retried calls and the reaper converge on
+one run), gives it a scratch folder, and runs its steps under the shared lifecycle
+(``lifecycle.run_job``: heartbeat, cancel, outputs before ``succeeded``). The steps:
+fetch the input into the folder, check the scratch disk it needs, run the kind's
+pipeline. Models are reached through ``JobEngines``, so the service passes remote
+workers and tests pass in-process ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import time
-import zipfile
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import os
+import secrets
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Protocol
 
-from pipelines.errors import JobCancelled, StemscribeError, StorageUnavailable
-from pipelines.jobs.lease import JobLease, LeaseLost
-from pipelines.jobs.records import JobRecord, JobStatus, JobStore, OutputFile, output_key
+from config import LimitsArgs
+from pipelines import audio
+from pipelines.jobs.context import HEARTBEAT_SECONDS, JobContext
+from pipelines.jobs.inputs import materialise_input
+from pipelines.jobs.kinds import JobKind, scratch_cost
+from pipelines.jobs.lease import JobLease
+from pipelines.jobs.lifecycle import run_job
+from pipelines.jobs.params import SeparationParams
+from pipelines.jobs.records import JobRecord, JobStatus, JobStore
+from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
+from pipelines.jobs.scratch import JobScratch, ScratchSpace
+from pipelines.jobs.separation import SeparationEngine, separate
+from pipelines.jobs.transcription import SegmentStream, TranscriptionParams, transcribe_file
+from pipelines.lyrics import LyricsParams, lyrics
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
-FINAL_SAVE_TRIES = 3
+DEFAULT_POLICY = RecoveryPolicy(stale_after=4 * HEARTBEAT_SECONDS, max_attempts=3)
+
+JobParams = SeparationParams | TranscriptionParams | LyricsParams
 
 
-class JobContext:
-    """Handed to a job body: report progress, write outputs, notice cancellation."""
+class JobEngines(Protocol):
+    """The models jobs run on, by name."""
+
+    async def separation(self, model: str) -> SeparationEngine:
+        """A Demucs model's shape and forward pass (loaded on first use)."""
+        ...
+
+    def transcription(self, model: str) -> SegmentStream:
+        """Streamed segments of a Whisper model."""
+        ...
+
+
+class JobObserver(Protocol):
+    """Told what a runner holds and how each job it ran ended (metrics)."""
+
+    def holding(self, kind: str) -> AbstractContextManager[None]: ...
+
+    def finished(self, record: JobRecord) -> None: ...
+
+
+class _Unobserved:
+    def holding(self, kind: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def finished(self, record: JobRecord) -> None:
+        return None
+
+
+class JobRunner:
+    """Runs jobs of every kind on ``engines``, with records in ``store``."""
 
     def __init__(
         self,
         store: JobStore,
-        record: JobRecord,
+        engines: JobEngines,
+        scratch: ScratchSpace,
+        limits: LimitsArgs,
         *,
-        save_interval: float = 0.5,
-        cancel_interval: float = 1.0,
-        lease: JobLease | None = None,
-        renew_interval: float = HEARTBEAT_SECONDS,
+        owner: str | None = None,
+        policy: RecoveryPolicy = DEFAULT_POLICY,
+        observer: JobObserver | None = None,
     ) -> None:
-        self.store = store
-        self.storage = store.storage
-        self.record = record
-        self.lease = lease
-        self._save_interval = save_interval
-        self._cancel_interval = cancel_interval
-        self._renew_interval = renew_interval
-        self._last_save = 0.0
-        self._last_renewal = time.monotonic()
-        self._last_cancel_check = 0.0
-        self._save_lock = asyncio.Lock()
-        self._span = (0.0, 1.0)
+        self._store = store
+        self._engines = engines
+        self._scratch = scratch
+        self._limits = limits
+        self._owner = owner or f"local-{os.getpid()}-{secrets.token_hex(4)}"
+        self._policy = policy
+        self._observer = observer or _Unobserved()
 
-    @property
-    def job_id(self) -> str:
-        return self.record.job_id
+    async def run(self, job_id: str) -> JobStatus:
+        """Carry the job to a final state and return it; at once, with its current
+        state, when another runner holds the job."""
+        return await run_exclusively(
+            self._store, job_id, self._owner, self._policy, self._run_claimed
+        )
 
-    async def save(self, *, renew: bool = False) -> None:
-        """Write the record (renewing the lease first when due); ``LeaseLost`` if taken over."""
-        async with self._save_lock:  # one write at a time, so records never go backwards
-            await self._renew_lease(force=renew)
-            self.record.heartbeat_at = time.time()
-            self._last_save = time.monotonic()
-            await asyncio.to_thread(self.store.save, self.record)
-
-    async def _renew_lease(self, *, force: bool) -> None:
-        if self.lease is None:
-            return
-        if self.lease.lost:
-            raise LeaseLost(f"job {self.job_id}: lease lost")
-        if force or time.monotonic() - self._last_renewal >= self._renew_interval:
-            await asyncio.to_thread(self.lease.renew)
-            self._last_renewal = time.monotonic()
-
-    @contextmanager
-    def stage(self, start: float, end: float) -> Iterator[None]:
-        """Map the progress a stage reports (0..1) onto [start, end] of the whole job."""
-        outer = self._span
-        self._span = (start, end)
-        try:
-            yield
-        finally:
-            self._span = outer
-
-    async def progress(self, value: float) -> None:
-        """Record progress in [0, 1]; saved at most every ``save_interval`` seconds."""
-        low, high = self._span
-        value = low + (high - low) * value
-        self.record.progress = min(1.0, max(self.record.progress, value))
-        await self.check_cancel()
-        if time.monotonic() - self._last_save >= self._save_interval:
-            await self.save()
-
-    async def check_cancel(self, force: bool = False) -> None:
-        """Raise ``JobCancelled`` once a DELETE asked for it (polled, throttled unless forced)."""
-        now = time.monotonic()
-        if not force and now - self._last_cancel_check < self._cancel_interval:
-            return
-        self._last_cancel_check = now
-        if await asyncio.to_thread(self.store.cancel_requested, self.job_id):
-            raise JobCancelled("The job was cancelled.")
-
-    async def write_output(
-        self, name: str, filename: str, data: bytes, content_type: str
-    ) -> OutputFile:
-        key = output_key(self.job_id, filename)
-        await asyncio.to_thread(self.storage.put, key, data, content_type)
-        return OutputFile(name, key, len(data), content_type, filename)
-
-    async def write_archive(self, files: dict[str, bytes], filename: str) -> OutputFile:
-        """A ZIP of ``files``, stored uncompressed (see ``_zip``)."""
-        data = await asyncio.to_thread(_zip, files)
-        return await self.write_output("archive", filename, data, "application/zip")
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    # Stored, not deflated: audio barely compresses (a 60 s 4-stem WAV set shrank 6 %
-    # for a second of CPU taken from the model on a small machine).
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-JobBody = Callable[[JobContext], Awaitable[None]]
-
-
-async def run_job(
-    store: JobStore,
-    record: JobRecord,
-    body: JobBody,
-    *,
-    lease: JobLease | None = None,
-    heartbeat_seconds: float = HEARTBEAT_SECONDS,
-) -> JobRecord:
-    """Carry ``record`` to a final state; never raises for the job's own failures.
-
-    With a ``lease`` every record write first renews it (at most every
-    ``heartbeat_seconds``); once another replica has taken the job over, the body
-    stops at its next write and nothing more is written. A job is always run from
-    the start: outputs of an interrupted attempt are replaced.
-    """
-    ctx = JobContext(store, record, lease=lease, renew_interval=heartbeat_seconds)
-    record.status = JobStatus.RUNNING
-    record.started_at = time.time()
-    record.finished_at = None
-    record.attempts += 1
-    record.progress = 0.0
-    record.error = None
-    record.outputs, record.archive = [], None
-    await ctx.save()
-    stop = asyncio.Event()
-    beat = asyncio.create_task(_heartbeat(ctx, stop, heartbeat_seconds))
-    try:
-        await body(ctx)
-        await ctx.check_cancel(force=True)  # a cancel asked for before the end always wins
-        _finish(record, JobStatus.SUCCEEDED)
-        record.progress = 1.0
-    except LeaseLost:
-        log.warning("job %s was taken over by another replica; stopping", record.job_id)
+    async def _run_claimed(self, record: JobRecord, lease: JobLease) -> JobRecord:
+        with self._observer.holding(record.kind), self._scratch.job(record.job_id) as scratch:
+            await run_job(
+                self._store,
+                record,
+                lambda ctx: self._steps(ctx, scratch),
+                lease=lease,
+                heartbeat_seconds=self._policy.heartbeat,
+            )
+        self._observer.finished(record)
+        log.info("job %s (%s) %s", record.job_id, record.kind, record.status.value)
         return record
-    except JobCancelled:
-        await asyncio.to_thread(store.delete_outputs, record.job_id)
-        record.outputs, record.archive = [], None
-        _finish(record, JobStatus.CANCELLED)
-    except StemscribeError as exc:
-        _finish(record, JobStatus.FAILED, exc.to_dict())
-    except Exception:
-        log.exception("job %s failed", record.job_id)
-        error = {"code": "internal_error", "message": "The job failed unexpectedly.", "details": {}}
-        _finish(record, JobStatus.FAILED, error)
-    finally:
-        stop.set()
-        await beat  # a heartbeat write in flight must land before the final one
-    await _save_final(ctx)
-    return record
+
+    async def _steps(self, ctx: JobContext, scratch: JobScratch) -> None:
+        kind = JobKind.of(ctx.record.kind)
+        params = _params(kind, ctx.record)
+        source = await self._fetch_input(ctx, scratch.folder)
+        engine = await self._separation_engine(params)
+        await self._claim_scratch(scratch, source, params, engine)
+        max_seconds = self._limits.max_audio_seconds
+        if isinstance(params, SeparationParams):
+            assert engine is not None
+            await separate(ctx, engine, params, source, scratch.folder, max_seconds)
+        elif isinstance(params, LyricsParams):
+            assert engine is not None
+            stream = self._engines.transcription(str(params.model))
+            await lyrics(ctx, engine, stream, source, scratch.folder, params, max_seconds)
+        else:
+            stream = self._engines.transcription(str(params.model))
+            await transcribe_file(ctx, stream, source, params, max_seconds, scratch.folder)
+
+    async def _fetch_input(self, ctx: JobContext, folder: Path) -> Path:
+        folder = folder / "input"  # apart from the job's own scratch files
+        folder.mkdir()
+        with ctx.timed("fetch"):
+            return await asyncio.to_thread(materialise_input, ctx.storage, ctx.record.input, folder)
+
+    async def _separation_engine(self, params: JobParams) -> SeparationEngine | None:
+        # Loaded inside the job, so a model that fails to load fails the job, not the call.
+        if isinstance(params, SeparationParams):
+            return await self._engines.separation(str(params.model))
+        if isinstance(params, LyricsParams):
+            return await self._engines.separation(str(params.separation_model))
+        return None
+
+    async def _claim_scratch(
+        self,
+        scratch: JobScratch,
+        source: Path,
+        params: JobParams,
+        engine: SeparationEngine | None,
+    ) -> None:
+        """Refuse (507) before any work when the scratch disk cannot hold the job."""
+        info = await asyncio.to_thread(audio.probe, source)
+        sep = engine.separator if engine is not None else None
+        cost = scratch_cost(
+            params,
+            sep.samplerate if sep else 0,
+            sep.audio_channels if sep else 0,
+            len(sep.sources) if sep else 0,
+        )
+        scratch.claim(cost.bytes_for(info.duration, 0))
 
 
-async def _save_final(ctx: JobContext) -> None:
-    """The final record, retried longest: without it the job would run again.
-
-    Each try is a full storage retry budget. If storage stays away for all of them the
-    record stays ``running`` with a stale heartbeat, and the reaper takes the job up
-    again once storage is back.
-    """
-    for attempt in range(1, FINAL_SAVE_TRIES + 1):
-        try:
-            await ctx.save(renew=True)
-            return
-        except LeaseLost:
-            log.warning("job %s was taken over before its final record", ctx.job_id)
-            return
-        except StorageUnavailable:
-            if attempt == FINAL_SAVE_TRIES:
-                raise
-            log.warning("job %s: final record not written yet (try %d)", ctx.job_id, attempt)
-
-
-def _finish(record: JobRecord, status: JobStatus, error: dict[str, Any] | None = None) -> None:
-    record.status = status
-    record.finished_at = time.time()
-    record.error = error
-
-
-async def _heartbeat(ctx: JobContext, stop: asyncio.Event, interval: float) -> None:
-    """Keeps ``heartbeat_at`` (and the lease) fresh during long silent steps (decode, encode)."""
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except TimeoutError:
-            if time.time() - (ctx.record.heartbeat_at or 0) < interval:
-                continue
-            try:
-                await ctx.save()
-            except LeaseLost:
-                return  # the body stops at its own next write
-            except StorageUnavailable as exc:
-                log.warning("job %s: heartbeat not written (%s)", ctx.job_id, exc)
+def _params(kind: JobKind, record: JobRecord) -> JobParams:
+    if kind is JobKind.SEPARATION:
+        return SeparationParams.model_validate(record.params)
+    if kind is JobKind.LYRICS:
+        return LyricsParams.model_validate(record.params)
+    return TranscriptionParams.model_validate(record.params)

@@ -1,31 +1,41 @@
-"""The body of a separation job: decode → normalise → plan → fan out → overlap-add → encode.
+"""The separation job, streamed through local scratch so memory does not grow with length.
 
-The forward pass is injected (``BatchRunner``), so the same body runs with remote
+decode in blocks to a scratch file (normalisation statistics on the way) → plan →
+windows in track order, a bounded number in flight → streaming overlap-add → per-stem
+scratch files → encode each stem from disk → ZIP as a file → upload the files.
+
+The forward pass is injected (``BatchRunner``), so the same job runs with remote
 GPU workers in the service and with an in-process model in tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from pipelines import audio
+from pipelines.jobs.context import JobContext
 from pipelines.jobs.params import SeparationParams
-from pipelines.jobs.runner import JobContext
+from pipelines.jobs.stems import StemScratch, write_zip
 from pipelines.separation import (
+    BatchOutput,
+    Normalisation,
     SeparationPlan,
     Separator,
     Window,
-    denormalise,
     draw_shift_offsets,
-    normalise,
 )
+from pipelines.separation.stream import StreamingOverlapAdd
+from pipelines.separation.track import RunningStats, ScratchTrack
 
-BatchRunner = Callable[[int, np.ndarray], Awaitable[np.ndarray]]
-"""(sub-model index, windows (B, C, L)) -> model output (B, S, C, L)."""
+BatchRunner = Callable[[int, np.ndarray], Awaitable[BatchOutput]]
+"""(sub-model index, windows (B, C, L)) -> model output (B, S, C, L) and its forward time."""
 
 
 @dataclass(frozen=True)
@@ -42,93 +52,133 @@ async def separate(
     ctx: JobContext,
     engine: SeparationEngine,
     params: SeparationParams,
-    source: audio.AudioSource,
+    source: Path,
+    folder: Path,
     max_seconds: float,
-) -> dict[str, np.ndarray]:
-    """Separate ``source``, write every requested stem plus a ZIP; return the stems."""
+    keep: tuple[str, ...] = (),
+) -> StemScratch:
+    """Separate ``source``, upload every requested stem plus a ZIP.
+
+    ``folder`` is the job's scratch folder. Returns the stems' scratch, whose float
+    files are gone by then except those named in ``keep``.
+    """
     sep = engine.separator
-    wav = await asyncio.to_thread(
-        audio.decode,
-        source,
-        sample_rate=sep.samplerate,
-        channels=sep.audio_channels,
-        max_duration=max_seconds,
-    )
-    ctx.record.info.update(duration=wav.shape[-1] / sep.samplerate, sample_rate=sep.samplerate)
-    sources = await _run_windows(ctx, engine, params, wav)
-    stems = select_stems(sources, sep.sources, params)
-    await _write_stems(ctx, stems, params, sep.samplerate)
+    with ctx.timed("decode"):
+        track, norm = await asyncio.to_thread(decode_to_scratch, source, folder, sep, max_seconds)
+    ctx.record.info.update(duration=track.length / sep.samplerate, sample_rate=sep.samplerate)
+    stems = StemScratch(folder, sep.sources, params, sep.audio_channels, norm)
+    await _run_windows(ctx, engine, params, track, stems, norm)
+    track.path.unlink()
+    await _write_outputs(ctx, stems, folder, sep.samplerate, keep)
     return stems
 
 
+def decode_to_scratch(
+    source: Path, folder: Path, separator: Separator, max_seconds: float
+) -> tuple[ScratchTrack, Normalisation]:
+    """The track as float32 in ``folder``, and its whole-track normalisation."""
+    stats = RunningStats()
+    blocks = audio.decode_blocks(
+        source,
+        sample_rate=separator.samplerate,
+        channels=separator.audio_channels,
+        max_duration=max_seconds,
+    )
+
+    def counted() -> Iterator[np.ndarray]:
+        for block in blocks:
+            stats.add(block)
+            yield block
+
+    track = ScratchTrack.write(folder / "track.f32", separator.audio_channels, counted())
+    return track, stats.normalisation()
+
+
 async def _run_windows(
-    ctx: JobContext, engine: SeparationEngine, params: SeparationParams, wav: np.ndarray
-) -> np.ndarray:
+    ctx: JobContext,
+    engine: SeparationEngine,
+    params: SeparationParams,
+    track: ScratchTrack,
+    stems: StemScratch,
+    norm: Normalisation,
+) -> None:
     sep = engine.separator
-    normed, norm = normalise(wav)
     seed = int(ctx.record.info.get("seed", params.seed or 0))
     offsets = draw_shift_offsets(
-        sep, params.shifts, seed, length=wav.shape[-1], overlap=params.overlap
+        sep, params.shifts, seed, length=track.length, overlap=params.overlap
     )
-    plan = SeparationPlan.build(sep, wav.shape[-1], overlap=params.overlap, shift_offsets=offsets)
-    total = len(plan.windows)
-    ctx.record.info["windows"] = total
-    accumulator = plan.accumulator()
-    limit = asyncio.Semaphore(engine.max_inflight)
-    done = 0
+    plan = SeparationPlan.build(sep, track.length, overlap=params.overlap, shift_offsets=offsets)
+    ctx.record.info["windows"] = len(plan)
+    stitch = StreamingOverlapAdd(plan)
 
-    async def run(batch: list[Window]) -> None:
-        nonlocal done
-        async with limit:
-            await ctx.check_cancel()
-            inputs = np.stack([plan.extract(normed, window) for window in batch])
-            outputs = await engine.run_batch(batch[0].sub_model, inputs)
-            for window, output in zip(batch, outputs, strict=True):
-                accumulator.add(window, output)
-            done += len(batch)
-            await ctx.progress(done / total)
+    async def forward(batch: list[Window]) -> np.ndarray:
+        inputs = await asyncio.to_thread(_cut, track, batch, norm)
+        asked = time.monotonic()
+        result = await engine.run_batch(batch[0].sub_model, inputs)
+        ctx.add_time("forward", result.forward_seconds)
+        ctx.add_time("queue_wait", max(0.0, time.monotonic() - asked - result.forward_seconds))
+        return result.outputs
 
+    async def fold(batch: list[Window], task: asyncio.Task[np.ndarray]) -> None:
+        outputs = await task
+        started = time.monotonic()
+        await asyncio.to_thread(_stitch, stitch, stems, batch, outputs)
+        ctx.add_time("stitch", time.monotonic() - started)
+        await ctx.progress(stitch.added / len(plan))
+
+    # Batches go out in track order and are folded in that order, so at most
+    # ``max_inflight`` are out and the stitch's rings stay a few windows long.
+    inflight: deque[tuple[list[Window], asyncio.Task[np.ndarray]]] = deque()
     try:
         async with asyncio.TaskGroup() as group:
-            for batch in plan.batches(engine.batch_size):
-                group.create_task(run(batch))
+            for batch in plan.in_track_order(engine.batch_size):
+                await ctx.check_cancel()
+                if len(inflight) >= engine.max_inflight:
+                    await fold(*inflight.popleft())
+                inflight.append((batch, group.create_task(forward(batch))))
+            while inflight:
+                await fold(*inflight.popleft())
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None  # the first failure (cancel, worker error) decides
-    return denormalise(accumulator.result(), norm)
+    assert stitch.complete
 
 
-def select_stems(
-    sources: np.ndarray, names: list[str], params: SeparationParams
-) -> dict[str, np.ndarray]:
-    """The stems asked for; ``two_stems=x`` gives ``x`` and ``no_x`` (the sum of the rest)."""
-    if params.two_stems is not None:
-        index = names.index(params.two_stems)
-        rest = [sources[i] for i in range(len(names)) if i != index]
-        return {params.two_stems: sources[index], f"no_{params.two_stems}": np.sum(rest, axis=0)}
-    return {name: sources[names.index(name)] for name in params.stems or names}
+def _cut(track: ScratchTrack, batch: list[Window], norm: Normalisation) -> np.ndarray:
+    return np.stack([track.window(w.start, w.padded_length, norm) for w in batch])
 
 
-async def _write_stems(
-    ctx: JobContext, stems: dict[str, np.ndarray], params: SeparationParams, rate: int
+def _stitch(
+    stitch: StreamingOverlapAdd, stems: StemScratch, batch: list[Window], outputs: np.ndarray
 ) -> None:
+    for window, output in zip(batch, outputs, strict=True):
+        stems.append(stitch.add(window, output))
+
+
+async def _write_outputs(
+    ctx: JobContext, stems: StemScratch, folder: Path, rate: int, keep: tuple[str, ...]
+) -> None:
+    params = stems.params
     extension = audio.extension(params.format)
     content_type = audio.content_type(params.format)
-    files: dict[str, bytes] = {}
-    for name, stem in stems.items():
-        data = await asyncio.to_thread(_encode_stem, stem, rate, params)
-        filename = f"{name}.{extension}"
-        files[filename] = data
-        ctx.record.outputs.append(await ctx.write_output(name, filename, data, content_type))
+    files: list[Path] = []
+    (folder / "outputs").mkdir(exist_ok=True)
+    for name in stems.tracks:
+        target = folder / "outputs" / f"{name}.{extension}"
+        with ctx.timed("encode"):
+            await asyncio.to_thread(stems.encode, name, target, rate, name not in keep)
+        with ctx.timed("upload"):
+            output = await ctx.write_output_file(name, target.name, target, content_type)
+        ctx.record.outputs.append(output)
+        files.append(target)
         await ctx.check_cancel()
-    ctx.record.archive = await ctx.write_archive(files, "stems.zip")
-
-
-def _encode_stem(stem: np.ndarray, rate: int, params: SeparationParams) -> bytes:
-    clipped = audio.clip(stem, params.clip)
-    return audio.encode(
-        clipped,
-        rate,
-        format=params.format,
-        bit_depth=params.bit_depth,
-        mp3_bitrate=params.mp3_bitrate,
-    )
+    archive = folder / "stems.zip"
+    with ctx.timed("encode"):
+        await asyncio.to_thread(write_zip, archive, files)
+    for path in files:
+        path.unlink()
+    (folder / "outputs").rmdir()
+    with ctx.timed("upload"):
+        ctx.record.archive = await ctx.write_output_file(
+            "archive", archive.name, archive, "application/zip"
+        )
+    archive.unlink()

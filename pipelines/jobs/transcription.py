@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import audio, subtitles
-from pipelines.jobs.runner import JobContext
-from pipelines.transcription import SAMPLE_RATE, Segment, Transcript
+from pipelines.jobs.context import JobContext
+from pipelines.transcription import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
 
-SegmentStream = Callable[[np.ndarray, dict[str, Any]], AsyncIterator[dict[str, Any]]]
-"""(16 kHz mono audio, TranscribeOptions fields) -> {"meta": ...} then {"segment": ...}s."""
+SegmentStream = Callable[[np.ndarray, TranscribeOptions], AsyncIterator[dict[str, Any]]]
+"""(16 kHz mono audio, options) -> {"meta": ...} then {"segment": ...}s."""
 
 
 class TranscriptionParams(BaseModel):
@@ -35,15 +37,16 @@ class TranscriptionParams(BaseModel):
     vad: bool = Field(default=False, description="Skip silence with Silero VAD first.")
     prompt: str | None = Field(default=None, max_length=1000, description="Initial prompt.")
 
-    def options(self) -> dict[str, Any]:
-        """The TranscribeOptions fields this request asks for."""
-        return {
-            "language": None if self.language in (None, "", "auto") else self.language,
-            "task": self.task,
-            "word_timestamps": self.word_timestamps,
-            "vad": self.vad,
-            "initial_prompt": self.prompt,
-        }
+    def options(self) -> TranscribeOptions:
+        """What this request asks of the model: the one typed object that travels from
+        the route to the Transcriber (``InvalidRequest`` for a bad language or task)."""
+        return TranscribeOptions(
+            language=None if self.language in (None, "", "auto") else self.language,
+            task=self.task,
+            word_timestamps=self.word_timestamps,
+            vad=self.vad,
+            initial_prompt=self.prompt,
+        )
 
 
 async def collect_transcript(
@@ -70,9 +73,25 @@ async def collect_transcript(
     )
 
 
-def decode_speech(source: audio.AudioSource, max_seconds: float) -> np.ndarray:
-    """16 kHz mono float32, 1-D: what Whisper takes."""
-    return audio.decode(source, sample_rate=SAMPLE_RATE, channels=1, max_duration=max_seconds)[0]
+def decode_speech(
+    source: audio.AudioSource, max_seconds: float, scratch: Path | None = None
+) -> np.ndarray:
+    """16 kHz mono float32, 1-D: what Whisper takes.
+
+    Decoded block by block, each downmixed on its own. With a ``scratch`` folder the
+    blocks go to a file there first and come back as one array, so a long track
+    never costs more memory than its 16 kHz mono samples.
+    """
+    blocks = audio.decode_blocks(
+        source, sample_rate=SAMPLE_RATE, channels=1, max_duration=max_seconds
+    )
+    if scratch is None:
+        return np.concatenate([block[0] for block in blocks])
+    with tempfile.TemporaryFile(dir=scratch, prefix="speech-") as file:
+        for block in blocks:
+            file.write(np.ascontiguousarray(block[0], dtype=np.float32).tobytes())
+        file.seek(0)
+        return np.fromfile(file, dtype=np.float32)
 
 
 async def transcribe_audio(
@@ -116,8 +135,10 @@ async def transcribe_file(
     source: audio.AudioSource,
     params: TranscriptionParams,
     max_seconds: float,
+    scratch: Path | None = None,
 ) -> None:
-    """The body of a transcription job."""
-    speech = await asyncio.to_thread(decode_speech, source, max_seconds)
+    """The body of a transcription job (``scratch``: the job's scratch folder)."""
+    with ctx.timed("decode"):
+        speech = await asyncio.to_thread(decode_speech, source, max_seconds, scratch)
     transcript = await transcribe_audio(ctx, stream, speech, params)
     await write_transcript(ctx, transcript, "transcript")

@@ -12,11 +12,13 @@ from pipelines.separation.models import (
     HTDEMUCS_KWARGS,
     MODEL_INIT_SEED,
     SOURCES,
+    BatchOutput,
     Separator,
     load_model,
     run_batch,
     save_bag,
     save_random_htdemucs,
+    timed_batch,
 )
 from pipelines.separation.normalise import (
     EPSILON,
@@ -34,6 +36,7 @@ __all__ = [
     "HTDEMUCS_KWARGS",
     "MODEL_INIT_SEED",
     "SOURCES",
+    "BatchOutput",
     "Normalisation",
     "OverlapAdd",
     "Pass",
@@ -49,5 +52,6 @@ __all__ = [
     "save_bag",
     "save_random_htdemucs",
     "separate",
+    "timed_batch",
     "transition_weight",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,11 +31,13 @@ __all__ = [
     "HTDEMUCS_KWARGS",
     "MODEL_INIT_SEED",
     "SOURCES",
+    "BatchOutput",
     "Separator",
     "load_model",
     "run_batch",
     "save_bag",
     "save_random_htdemucs",
+    "timed_batch",
 ]
 
 SOURCES = ["drums", "bass", "other", "vocals"]
@@ -203,6 +206,16 @@ def load_model(name: str, repo: Path | None = None) -> Separator:
     return Separator.from_model(name, model)
 
 
+@dataclass(frozen=True)
+class BatchOutput:
+    """What a worker hands back for a batch of windows."""
+
+    outputs: npt.NDArray[np.float32]
+    """Model output (B, sources, channels, padded_length)."""
+    forward_seconds: float
+    """Time spent in the forward pass itself (not waiting for the device or in transit)."""
+
+
 def run_batch(
     model: torch.nn.Module, batch: npt.NDArray[np.float32], device: str = "cpu"
 ) -> npt.NDArray[np.float32]:
@@ -220,6 +233,15 @@ def run_batch(
         out = model(torch.from_numpy(array).to(device))
     result: npt.NDArray[np.float32] = out.to("cpu", torch.float32).numpy()
     return result
+
+
+def timed_batch(
+    model: torch.nn.Module, batch: npt.NDArray[np.float32], device: str = "cpu"
+) -> BatchOutput:
+    """:func:`run_batch`, with the time its forward pass took."""
+    started = time.perf_counter()
+    outputs = run_batch(model, batch, device)
+    return BatchOutput(outputs, time.perf_counter() - started)
 
 
 def _sig_of(path: Path) -> str:

@@ -22,7 +22,13 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from pipelines.separation.plan import Pass, SeparationPlan, Window
 
-__all__ = ["OverlapAdd", "center_trim", "pass_weight_sum", "transition_weight"]
+__all__ = [
+    "OverlapAdd",
+    "center_trim",
+    "pass_weight_sum",
+    "transition_weight",
+    "weight_sum_between",
+]
 
 Array = npt.NDArray[np.float32]
 
@@ -46,6 +52,24 @@ def pass_weight_sum(passing: Pass) -> Array:
     for offset in range(0, passing.length, passing.stride):
         chunk = min(passing.length - offset, passing.segment_length)
         total[offset : offset + chunk] += weight[:chunk]
+    return total
+
+
+def weight_sum_between(passing: Pass, first: int, end: int) -> Array:
+    """``pass_weight_sum(passing)[first:end]`` without building the whole pass.
+
+    The same float32 additions in the same order (windows by offset), so the
+    streaming stitch divides by exactly what the whole-pass stitch divides by.
+    """
+    total = np.zeros(end - first, dtype=np.float32)
+    weight = transition_weight(passing.segment_length)
+    earliest = max(0, first - passing.segment_length + 1)
+    start = -(-earliest // passing.stride) * passing.stride  # first window that can reach
+    for offset in range(start, min(end, passing.length), passing.stride):
+        chunk = min(passing.length - offset, passing.segment_length)
+        lo, hi = max(offset, first), min(offset + chunk, end)
+        if hi > lo:
+            total[lo - first : hi - first] += weight[lo - offset : hi - offset]
     return total
 
 

@@ -91,6 +91,10 @@ def _pass_windows(passing: Pass, model: Any) -> list[Window]:
     return windows
 
 
+def _pass_key(passing: Pass) -> tuple[int, int]:
+    return (passing.sub_model, passing.shift)
+
+
 def _check_offsets(separator: Separator, shift_offsets: list[list[int]] | None) -> list[list[int]]:
     n_models = len(separator.models)
     if not shift_offsets or all(len(row) == 0 for row in shift_offsets):
@@ -217,6 +221,32 @@ class SeparationPlan:
             for group in groups.values()
             for i in range(0, len(group), max_batch)
         ]
+
+    def in_track_order(self, max_batch: int) -> list[list[Window]]:
+        """Batches of consecutive windows of one pass, ordered by where they start in
+        the track: the order that lets a streaming stitch hand on finished audio early.
+
+        A batch holds windows of one padded length (one shape), at most ``max_batch``.
+        """
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}.")
+        batches: list[list[Window]] = []
+        for passing in self.passes:
+            windows = [w for w in self.windows if (w.sub_model, w.shift) == _pass_key(passing)]
+            batch: list[Window] = []
+            for window in windows:
+                if batch and (
+                    len(batch) == max_batch or batch[0].padded_length != window.padded_length
+                ):
+                    batches.append(batch)
+                    batch = []
+                batch.append(window)
+            if batch:
+                batches.append(batch)
+        return sorted(batches, key=lambda b: (self._track_start(b[0]), b[0].key))
+
+    def _track_start(self, window: Window) -> int:
+        return self.pass_of(window).start + window.offset
 
     def accumulator(self) -> OverlapAdd:
         """A fresh overlap-add that stitches this plan's window outputs."""

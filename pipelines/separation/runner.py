@@ -1,7 +1,8 @@
-"""In-process separation: the reference path for tests and benchmarks, and a fallback.
+"""In-process, whole-track separation: the reference for tests and benchmarks.
 
-It runs the same plan, windows and overlap-add as the distributed service,
-only with every window computed here instead of on workers.
+It runs the same plan and windows as the service, with every window computed here
+and the whole-track :class:`OverlapAdd`; jobs stream instead
+(``pipelines.jobs.separation``), and must equal this to float32 rounding.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from config import AppArgs, Settings
 from deployments.api import Services, create_api
 from pipelines.jobs import JobStore
+from pipelines.jobs.scratch import ScratchSpace
 from pipelines.separation import Separator, load_model, save_random_htdemucs
 from pipelines.storage import LocalStorage, open_storage
 from pipelines.transcription import load_whisper
@@ -60,12 +61,17 @@ def services(
     separators: dict[str, Separator],
     transcriber: InProcessTranscriber,
 ) -> Services:
-    settings = Settings(storage_backend="local", data_dir=tmp_path_factory.mktemp("data"))
+    settings = Settings(
+        storage_backend="local",
+        data_dir=tmp_path_factory.mktemp("data"),
+        scratch_dir=tmp_path_factory.mktemp("scratch"),
+    )
     storage = open_storage(settings)
     assert isinstance(storage, LocalStorage)
     args = make_args(model_repo)
     jobs = JobStore(storage)
-    launcher = InProcessLauncher(jobs, args, separators, transcriber)
+    scratch = ScratchSpace(settings.scratch_dir)
+    launcher = InProcessLauncher(jobs, args, separators, transcriber, scratch)
     return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.signer)
 
 

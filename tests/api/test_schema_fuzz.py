@@ -23,6 +23,7 @@ from schemathesis.checks import not_a_server_error
 from config import Settings
 from deployments.api import Services, create_api
 from pipelines.jobs import JobStore
+from pipelines.jobs.scratch import ScratchSpace
 from pipelines.separation import Separator
 from pipelines.storage import LocalStorage, open_storage
 from tests.api.conftest import make_args
@@ -50,11 +51,16 @@ def api_schema(
     separators: dict[str, Separator],
     transcriber: InProcessTranscriber,
 ) -> schemathesis.BaseSchema:
-    settings_ = Settings(storage_backend="local", data_dir=tmp_path_factory.mktemp("fuzz"))
+    settings_ = Settings(
+        storage_backend="local",
+        data_dir=tmp_path_factory.mktemp("fuzz"),
+        scratch_dir=tmp_path_factory.mktemp("fuzz-scratch"),
+    )
     storage = open_storage(settings_)
     assert isinstance(storage, LocalStorage)
     args, jobs = make_args(model_repo, requests_per_minute=0), JobStore(storage)
-    launcher = HeldLauncher(jobs, args, separators, transcriber)
+    scratch = ScratchSpace(settings_.scratch_dir)
+    launcher = HeldLauncher(jobs, args, separators, transcriber, scratch)
     services = Services(args, settings_, storage, jobs, launcher, transcriber, storage.signer)
     return schemathesis.openapi.from_asgi("/openapi.json", create_api(services))
 

@@ -162,3 +162,29 @@ def test_cancel_running_job_removes_outputs(
     assert done["status"] == "cancelled" and done["result"] is None
     leftovers = list(services.storage.list(f"jobs/{job['job_id']}/outputs/"))
     assert leftovers == []
+
+
+def test_job_without_scratch_room_is_refused_before_anything_is_stored(
+    client: TestClient, services: Services, song_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads_before = sorted(o.key for o in services.storage.list("uploads/"))
+    jobs_before = sorted(o.key for o in services.storage.list("jobs/"))
+    monkeypatch.setattr(services.settings, "scratch_reserve_mb", 1e12)  # more than any disk
+    response = client.post("/v1/separations", files={"file": ("song.wav", song_wav)})
+    assert response.status_code == 507, response.text
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_storage"
+    assert error["details"]["needed_bytes"] > 5 * RATE * 2 * 4  # at least the decoded track
+    assert error["details"]["free_bytes"] == 0
+    assert "GiB of scratch disk" in error["message"]
+    assert sorted(o.key for o in services.storage.list("uploads/")) == uploads_before
+    assert sorted(o.key for o in services.storage.list("jobs/")) == jobs_before
+
+
+def test_job_view_shows_stage_timings(client: TestClient, song_wav: bytes) -> None:
+    job = submit(client, song_wav, shifts=0)
+    done = follow_job(client, job)
+    assert done["status"] == "succeeded", done
+    stages = {"fetch", "decode", "forward", "queue_wait", "stitch", "encode", "upload"}
+    assert stages <= set(done["timings"])
+    assert all(seconds >= 0 for seconds in done["timings"].values())

@@ -11,6 +11,7 @@ by the restart test).
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from deployments.app import compose
 from pipelines import audio
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.lease import LeaseState, read_lease
-from pipelines.separation import save_random_htdemucs
+from pipelines.separation import save_bag, save_random_htdemucs
 from pipelines.storage import Storage, open_storage
 from tests.audio_factory import sine_mix
 from tests.s3server import S3Server
@@ -37,6 +38,7 @@ APP = "stemscribe"
 RATE = 44100
 STALE_AFTER = 20.0
 STORAGE_BUDGET = 8.0
+BAG_WEIGHTS = [[1.0, 0.5, 0.0, 2.0], [0.25, 1.0, 1.0, 3.0]]
 JOB_PARAMS = {"format": "wav", "bit_depth": 16, "shifts": 0, "seed": 7}
 
 
@@ -52,7 +54,7 @@ def fault_args(model_repo: Path, **jobs: Any) -> AppArgs:
             },
             "transcriber": {"num_replicas": 1, "num_gpus": 0.25, "num_cpus": 0.1, "threads": 1},
             "separation": {
-                "models": ["tiny_htdemucs"],
+                "models": ["tiny_htdemucs", "tiny_bag"],
                 "default_model": "tiny_htdemucs",
                 "model_repo": str(model_repo),
                 "window_batch_size": 1,
@@ -66,6 +68,7 @@ def fault_args(model_repo: Path, **jobs: Any) -> AppArgs:
             "jobs": {
                 "stale_after_seconds": STALE_AFTER,
                 "reaper_interval_seconds": 1,
+                "sweep_interval_seconds": 2,  # also sweeps crashed replicas' scratch
                 "retention_hours": None,
                 **jobs,
             },
@@ -87,6 +90,7 @@ class FaultApp:
             s3_connect_timeout=1,
             s3_read_timeout=10,
             storage_retry_seconds=STORAGE_BUDGET,
+            scratch_dir=Path(tempfile.mkdtemp(prefix="faults-scratch-")),
         )
         self.variant: str | None = None
         self._jobs: dict[str, Any] = {}
@@ -209,6 +213,8 @@ class Reference:
 def fault_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("fault-models")
     save_random_htdemucs(repo, "tiny_htdemucs", seed=11, **TINY_HTDEMUCS)
+    save_random_htdemucs(repo, "tiny_htdemucs_b", seed=12, **TINY_HTDEMUCS)
+    save_bag(repo, "tiny_bag", ["tiny_htdemucs", "tiny_htdemucs_b"], weights=BAG_WEIGHTS)
     return repo
 
 

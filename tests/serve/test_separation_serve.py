@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,21 @@ def worker_stats(calls: int = 60) -> dict[str, dict[str, Any]]:
     return seen
 
 
-def reference(model_repo: Path, wav: np.ndarray) -> np.ndarray:
-    """What Demucs itself computes: separate.py's normalisation around apply_model."""
+def reference(
+    model_repo: Path, wav: np.ndarray, *, shifts: int, overlap: float, seed: int
+) -> np.ndarray:
+    """What Demucs itself computes: separate.py's normalisation around apply_model, with
+    Python's ``random`` seeded as the job's seed seeds its shift offsets."""
     model = load_model("tiny_htdemucs", model_repo).models[0]
     mix = torch.from_numpy(wav)
     ref = mix.mean(0)
     normed = (mix - ref.mean()) / ref.std()
-    out = apply_model(model, normed[None], shifts=0, split=True, overlap=0.25)[0]
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        out = apply_model(model, normed[None], shifts=shifts, split=True, overlap=overlap)[0]
+    finally:
+        random.setstate(state)
     return (out * ref.std() + ref.mean()).numpy()
 
 
@@ -75,7 +84,10 @@ def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path
         assert upload["put_url"].startswith(f"http://127.0.0.1:{s3_port()}/")
         put = httpx.put(upload["put_url"], content=data, headers=upload["headers"])
         assert put.status_code == 200, put.text
-        params = {"format": "wav", "bit_depth": 32, "clip": "none", "shifts": 0}
+        params = {
+            "format": "wav", "bit_depth": 32, "clip": "none", "shifts": 1, "overlap": 0.37,
+            "seed": 7,
+        }  # fmt: skip
         body = {"input": {"upload_id": upload["upload_id"]}, **params}
         accepted = client.post("/v1/separations", json=body)
         assert accepted.status_code == 202, accepted.text
@@ -86,7 +98,7 @@ def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path
         }
         archive = httpx.get(done["result"]["archive"]["url"]).content
     assert list(stems) == ["drums", "bass", "other", "vocals"]
-    expected = reference(serve_model_repo, song)
+    expected = reference(serve_model_repo, song, shifts=1, overlap=0.37, seed=7)
     for index, (name, payload) in enumerate(stems.items()):
         info = audio.probe(payload)
         assert (info.sample_rate, info.channels, info.codec) == (RATE, 2, "pcm_f32le")

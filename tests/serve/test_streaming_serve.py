@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from stemscribe_client.stream import StreamResult, stream_audio, stream_file
 from websockets.asyncio.client import connect
 
 from evaluation.wer import word_error_rate
-from stemscribe_client.stream import StreamResult, stream_audio, stream_file
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 

@@ -19,11 +19,11 @@ import httpx
 import numpy as np
 import pytest
 import ray
+from stemscribe_client.stream import StreamResult, stream_file
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from evaluation.wer import word_error_rate
-from stemscribe_client.stream import StreamResult, stream_file
 from tests.serve.conftest import APP
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]

@@ -13,11 +13,12 @@ import pytest
 from config import DeploymentArgs, JobsArgs
 from pipelines.errors import NotFound, StorageUnavailable
 from pipelines.jobs import JobRecord, JobStatus, JobStore, OutputFile, new_job_id
+from pipelines.jobs.context import JobContext
 from pipelines.jobs.janitor import Janitor
 from pipelines.jobs.lease import JobLease, LeaseLost, read_lease
+from pipelines.jobs.lifecycle import run_job
 from pipelines.jobs.maintenance import Maintenance
 from pipelines.jobs.recovery import RecoveryPolicy, run_exclusively
-from pipelines.jobs.runner import JobContext, run_job
 from pipelines.storage import LocalStorage
 from pipelines.storage.retrying import RetryingStorage
 from pipelines.storage.signing import UrlSigner

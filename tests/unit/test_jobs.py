@@ -9,7 +9,8 @@ import pytest
 
 from pipelines.errors import InvalidRequest
 from pipelines.jobs import JobRecord, JobStatus, JobStore, new_job_id
-from pipelines.jobs.runner import JobContext, run_job
+from pipelines.jobs.context import JobContext
+from pipelines.jobs.lifecycle import run_job
 from pipelines.storage import LocalStorage
 from pipelines.storage.signing import UrlSigner
 

@@ -6,18 +6,22 @@ URL tests below check what a client will really experience.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from pipelines.errors import NotFound, StorageUnavailable
+from pipelines.jobs import JobRecord, JobStore, new_job_id
+from pipelines.jobs.context import JobContext
 from pipelines.storage import S3Storage, open_storage
 from pipelines.storage import s3 as s3_module
 from tests.s3server import S3Server
@@ -144,6 +148,20 @@ def test_multipart_upload_of_a_file_object(s3: S3Storage, prefix: str) -> None:
     assert s3.put(f"{prefix}big.wav", io.BytesIO(data)) == len(data)
     assert s3.stat(f"{prefix}big.wav").size == len(data)
     assert b"".join(s3.stream(f"{prefix}big.wav", chunk_size=1 << 20)) == data
+
+
+def test_job_output_larger_than_a_part_is_uploaded_in_parts(s3: S3Storage, tmp_path: Path) -> None:
+    """Stems and the ZIP go up from disk with boto3's managed (multipart) transfer."""
+    record = JobRecord(new_job_id(), "separation", "me", {}, {})
+    ctx = JobContext(JobStore(s3), record)
+    path = tmp_path / "stems.zip"
+    data = os.urandom(17 << 20)  # above the 8 MiB part size: three parts
+    path.write_bytes(data)
+    output = asyncio.run(ctx.write_output_file("archive", "stems.zip", path, "application/zip"))
+    assert output.bytes == len(data)
+    head = s3._client.head_object(Bucket=s3.bucket, Key=output.key)
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart object's ETag counts its parts
+    assert b"".join(s3.stream(output.key)) == data
 
 
 def test_delete_prefix_in_batches(

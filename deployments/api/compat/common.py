@@ -14,12 +14,14 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
 from deployments.api import admission
-from deployments.api.separations import checked_separation
+from deployments.api.separations import checked_separation, separation_cost
 from deployments.api.services import Services
 from deployments.api.submission import JobRequest, accept_job, max_upload_bytes
 from deployments.api.transcriptions import checked_transcription
 from pipelines.errors import InvalidRequest, JobNotFinished, PayloadTooLarge
 from pipelines.jobs import JobRecord, JobStatus, OutputFile, SeparationParams
+from pipelines.jobs.kinds import SPEECH_COST
+from pipelines.jobs.scratch import ScratchCost
 from pipelines.jobs.transcription import TranscriptionParams
 
 OLD_STATUS = {
@@ -94,13 +96,16 @@ async def submit(
     ``job.params`` are the stemscribe parameters the old call translates to.
     """
 
-    async def validate(job: JobRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def validate(job: JobRequest) -> tuple[dict[str, Any], dict[str, Any], ScratchCost]:
         if kind == "separation":
-            params = await checked_separation(services, SeparationParams.model_validate(job.params))
+            requested = SeparationParams.model_validate(job.params)
+            params, model = await checked_separation(services, requested)
             seed = secrets.randbelow(2**31)
-            return params.model_dump(), {"seed": seed, "model": params.model}
+            info = {"seed": seed, "model": params.model}
+            return params.model_dump(), info, separation_cost(params, model)
         checked = checked_transcription(services, TranscriptionParams.model_validate(job.params))
-        return checked.model_dump(), {"model": checked.model}
+        await services.transcriber.check_available(str(checked.model))
+        return checked.model_dump(), {"model": checked.model}, SPEECH_COST
 
     response = await accept_job(request, services, owner, job, kind, validate)
     return str(json.loads(bytes(response.body))["job_id"])

@@ -91,7 +91,9 @@ async def upload(
     form = await request.form()
     try:
         audio = form_file(form, "file", services)
-        stored = await intake.store_body(services, audio.file, audio.filename, audio.content_type)
+        stored = await intake.store_body(
+            services, audio.file, audio.filename, audio.content_type, intake.admit_any
+        )
     finally:
         await form.close()
     file_id = stored.upload_id

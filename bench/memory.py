@@ -1,0 +1,349 @@
+"""Peak memory of long separations: the served app vs ``python -m demucs.separate``.
+
+Sends a 10- and a 60-minute stereo track through the whole served app (upload, job,
+stems and ZIP in storage) and runs the demucs command line on the same files with the
+same model and options, sampling resident memory (RSS) with psutil four times a second:
+the growth over idle of the whole serve process tree (Ray's own processes included),
+of its largest process, and the CLI's peak.
+
+    python -m bench.memory                       # demucs_unittest, 10 and 60 min
+    python -m bench.memory --model tiny --minutes 10 60 --cli-minutes 10
+
+``--model tiny`` uses a small random HTDemucs at 44.1 kHz (both sides load it from the
+same local repo) for machines where ``demucs_unittest``'s 40 s windows are too slow:
+memory is set by track length, not by the model, on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+
+from bench.common import machine, write_section
+from pipelines import audio
+
+RATE = 44100
+GIB = 1024**3
+TINY = {  # no transformer, shallow: a few seconds per 7.8 s window on a small CPU
+    "channels": 8,
+    "depth": 3,
+    "t_layers": 0,
+    "dconv_comp": 2,
+    "bottom_channels": 0,
+    "segment": Fraction(39, 5),
+}
+
+
+@dataclass
+class Peak:
+    """Peak RSS growth of a process tree over its idle baseline."""
+
+    baseline: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+    largest: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @staticmethod
+    def tree(root: psutil.Process) -> dict[int, int]:
+        rss: dict[int, int] = {}
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                rss[proc.pid] = proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return rss
+
+    def watch(self, root: psutil.Process) -> threading.Thread:
+        self.baseline = self.tree(root)
+
+        def sample() -> None:
+            base_total = sum(self.baseline.values())
+            while not self._stop.wait(0.25):
+                now = self.tree(root)
+                self.total = max(self.total, sum(now.values()) - base_total)
+                growth = [rss - self.baseline.get(pid, 0) for pid, rss in now.items()]
+                self.largest = max(self.largest, *growth, 0)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self, thread: threading.Thread) -> None:
+        self._stop.set()
+        thread.join()
+
+
+def song(minutes: float, path: Path) -> Path:
+    """A stereo chord progression with a little noise, written 10 s at a time."""
+
+    def blocks() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(0)
+        block = 10 * RATE
+        for first in range(0, int(minutes * 60 * RATE), block):
+            t = (first + np.arange(block)) / RATE
+            root = 110 * 2 ** ((first // block) % 12 / 12)
+            mono = sum(0.15 * np.sin(2 * np.pi * root * k * t) for k in (1, 1.25, 1.5, 2))
+            noise = 0.02 * rng.standard_normal((2, block))
+            yield (np.stack([mono, 0.8 * mono]) + noise).astype(np.float32)
+
+    audio.encode_file(blocks(), path, RATE, 2, format="wav", bit_depth=16)
+    return path
+
+
+def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
+    """The model name and the CLI's repo flags."""
+    if model != "tiny":
+        return model, []
+    from pipelines.separation import save_random_htdemucs
+
+    save_random_htdemucs(repo, "tiny_htdemucs_44k", seed=0, **TINY)
+    return "tiny_htdemucs_44k", ["--repo", str(repo)]
+
+
+def serve_app(work: Path, model: str, repo: str | None, port: int) -> None:
+    """Run the app until killed (the child process whose tree is measured)."""
+    import ray
+    from ray import serve
+
+    from config import AppArgs, Settings
+    from deployments.app import compose
+
+    args = AppArgs.model_validate(
+        {
+            "ingress": {"num_cpus": 0.1},
+            "coordinator": {"num_cpus": 0.5, "threads": 1},
+            "demucs_worker": {"num_cpus": 1, "threads": 2},
+            "separation": {"models": [model], "default_model": model, "model_repo": repo},
+            "limits": {"max_upload_mb": 4096, "max_audio_seconds": 14400},
+        }
+    )
+    settings = Settings(
+        storage_backend="local", data_dir=work / "data", scratch_dir=work / "scratch"
+    )
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(compose(args, settings), name="bench", route_prefix="/")
+    print("ready", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    serve.shutdown()
+    ray.shutdown()
+
+
+def wait_ready(base: str, server: psutil.Popen, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited with {server.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError("the app did not become ready")
+
+
+def upload(base: str, path: Path) -> str:
+    size = path.stat().st_size
+    meta = {"filename": path.name, "content_type": "audio/wav", "bytes": size}
+    reply = httpx.post(f"{base}/v1/uploads", json=meta, timeout=60)
+    reply.raise_for_status()
+    grant = reply.json()
+    url = grant["put_url"] if grant["put_url"].startswith("http") else base + grant["put_url"]
+    with path.open("rb") as file:
+        headers = {"content-type": "audio/wav", "content-length": str(size)}
+        httpx.put(
+            url, content=iter(lambda: file.read(1 << 20), b""), headers=headers, timeout=600
+        ).raise_for_status()
+    return str(grant["upload_id"])
+
+
+def separate(base: str, upload_id: str, shifts: int) -> dict[str, Any]:
+    body = {"input": {"upload_id": upload_id}, "shifts": shifts, "overlap": 0.25}
+    reply = httpx.post(f"{base}/v1/separations", json=body, timeout=120)
+    reply.raise_for_status()
+    url = reply.json()["status_url"]
+    while True:
+        job: dict[str, Any] = httpx.get(url, timeout=60).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"job {job['status']}: {job['error']}")
+            return job
+        time.sleep(1)
+
+
+def cli(model: str, flags: list[str], path: Path, out: Path, shifts: int) -> tuple[float, float]:
+    """Peak RSS (GiB) and seconds of ``python -m demucs.separate`` on ``path``."""
+    command = [sys.executable, "-m", "demucs.separate", "-n", model, *flags]
+    command += ["--shifts", str(shifts), "--overlap", "0.25", "-o", str(out), str(path)]
+    started = time.monotonic()
+    proc = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, sum(Peak.tree(proc).values()))
+        time.sleep(0.25)
+    if proc.returncode != 0:
+        raise RuntimeError(f"demucs.separate exited {proc.returncode}")
+    return peak / GIB, time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="demucs_unittest")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
+    parser.add_argument(
+        "--cli-minutes",
+        type=float,
+        nargs="*",
+        default=None,
+        help="lengths to run the CLI on (default: all)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("STEMSCRIBE_BENCH_PORT", 28300))
+    )
+    parser.add_argument("--shifts", type=int, default=1, help="Demucs shifts, both sides")
+    parser.add_argument(
+        "--cli-parallel", action="store_true", help="run the CLI while the service works"
+    )
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--repo", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.serve:
+        return serve_app(opts.serve, opts.model, opts.repo, opts.port)
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        run(opts, Path(tmp))
+
+
+def run(opts: argparse.Namespace, work: Path) -> None:
+    model, flags = model_options(opts.model, work / "models")
+    repo = ["--repo", str(work / "models")] if flags else []
+    tracks = {m: song(m, work / f"track-{m:g}min.wav") for m in opts.minutes}
+    server = psutil.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.memory",
+            "--serve",
+            str(work),
+            "--model",
+            model,
+            "--port",
+            str(opts.port),
+            *repo,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{opts.port}"
+    rows: list[dict[str, Any]] = []
+    cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
+    cli_rows: dict[float, dict[str, float]] = {}
+
+    def run_cli() -> None:
+        for minutes in cli_minutes:
+            peak, seconds = cli(model, flags, tracks[minutes], work / "cli", opts.shifts)
+            cli_rows[minutes] = {"cli": peak, "cli_seconds": seconds}
+            print(json.dumps({"minutes": minutes, **cli_rows[minutes]}), flush=True)
+
+    # Separate process trees, so running both at once changes neither's memory, only
+    # their times (which this benchmark does not compare).
+    cli_thread = threading.Thread(target=run_cli) if opts.cli_parallel else None
+    if cli_thread is not None:
+        cli_thread.start()
+    try:
+        wait_ready(base, server)
+        separate(base, upload(base, song(0.1, work / "warm.wav")), 0)  # loads the model
+        for minutes, path in tracks.items():
+            upload_id = upload(base, path)
+            time.sleep(5)  # let the upload's buffers settle before the baseline
+            peak = Peak()
+            thread = peak.watch(server)
+            started = time.monotonic()
+            job = separate(base, upload_id, opts.shifts)
+            seconds = time.monotonic() - started
+            peak.stop(thread)
+            row = {
+                "minutes": minutes,
+                "tree": peak.total / GIB,
+                "largest": peak.largest / GIB,
+                "seconds": seconds,
+                "timings": job.get("timings", {}),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server.terminate()
+            server.wait(120)
+    if cli_thread is None:
+        run_cli()
+    if cli_thread is not None:
+        cli_thread.join()
+    for row in rows:
+        row.update(cli_rows.get(row["minutes"], {}))
+    report(opts, model, rows)
+
+
+def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> None:
+    def cell(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.2f} GiB" if key in row else "not run"
+
+    table = "\n".join(
+        f"| {r['minutes']:g} min | {cell(r, 'tree')} | {cell(r, 'largest')} | {cell(r, 'cli')} "
+        f"| {r['seconds']:.0f} s | {r.get('cli_seconds', 0):.0f} s |"
+        for r in rows
+    )
+    stages = "\n".join(
+        f"- {r['minutes']:g} min: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
+        for r in rows
+    )
+    command = "python -m bench.memory " + " ".join(sys.argv[1:])
+    together = (
+        "The CLI ran alongside the service (`--cli-parallel`): separate process trees, so "
+        "memory is unaffected, but the times are not a speed comparison.\n"
+        if opts.cli_parallel
+        else ""
+    )
+    body = f"""## Memory: long separations, service vs `demucs.separate`
+
+Stereo 44.1 kHz WAV tracks, model `{model}`, shifts={opts.shifts}, overlap=0.25 on both sides.
+Service: the whole app (local storage), input uploaded first, then one job; RSS growth
+over idle sampled every 0.25 s across every process of the serve tree (Ray's own
+included; shared memory is counted in each process that maps it, so the sum is an
+upper bound). CLI: peak RSS of `python -m demucs.separate` and its children.
+{together}
+| track | service tree growth | largest process growth | CLI peak | service time | CLI time |
+|---|---|---|---|---|---|
+{table}
+
+Per-stage seconds of each job (summed over batches; `queue_wait` and `forward` overlap
+across batches in flight):
+
+{stages}
+
+Machine: {machine()}. Command: `{command}`.
+"""
+    print(body)
+    write_section("memory", body)
+
+
+if __name__ == "__main__":
+    main()
