@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from ray import serve
 from pipelines import audio
 from pipelines.separation import load_model
 from tests.audio_factory import random_bytes, sine_mix
+from tests.s3server import DEFAULT_PORT, PORT_ENV
 from tests.serve.conftest import APP
 from tests.serving import follow_job
 
@@ -75,7 +77,8 @@ def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path
     with httpx.Client(base_url=served, timeout=60) as client:
         reserve = {"filename": "song.wav", "content_type": "audio/wav", "bytes": len(data)}
         upload = client.post("/v1/uploads", json=reserve).json()
-        assert upload["put_url"].startswith("http://127.0.0.1:23333/")
+        s3_port = os.environ.get(PORT_ENV, DEFAULT_PORT)
+        assert upload["put_url"].startswith(f"http://127.0.0.1:{s3_port}/")
         put = httpx.put(upload["put_url"], content=data, headers=upload["headers"])
         assert put.status_code == 200, put.text
         params = {
