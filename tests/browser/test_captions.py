@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
+from evaluation.wer import word_error_rate
 from tests.browser.conftest import deploy, launch, local_settings, screenshot, use_api_key
 from tests.speech import TRANSCRIPTS, speech_path
-from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

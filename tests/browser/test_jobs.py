@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.browser.conftest import choose_file, screenshot
 from tests.speech import TRANSCRIPTS, WER_BOUND, speech_path
-from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 import srt
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from stemscribe_client.transfer import fetch, part_path, storage_client
 from tests.audio_factory import random_bytes, sine_mix
 from tests.speech import TRANSCRIPTS, WER_BOUND, song_with_vocals, speech_path
-from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 

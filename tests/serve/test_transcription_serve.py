@@ -11,6 +11,7 @@ import pytest
 import srt
 import webvtt
 
+from evaluation.wer import word_error_rate
 from pipelines import audio
 from tests.serving import follow_job
 from tests.speech import (
@@ -20,7 +21,6 @@ from tests.speech import (
     song_with_vocals,
     speech_path,
 )
-from evaluation.wer import word_error_rate
 
 pytestmark = pytest.mark.serve
 

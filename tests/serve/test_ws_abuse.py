@@ -22,9 +22,9 @@ import ray
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from evaluation.wer import word_error_rate
 from stemscribe_client.stream import StreamResult, stream_file
 from tests.serve.conftest import APP
-from evaluation.wer import word_error_rate
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 

