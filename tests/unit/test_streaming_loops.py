@@ -36,7 +36,9 @@ from pipelines.streaming import (
 pytestmark = pytest.mark.unit
 
 SPEECH = Path(__file__).parents[1] / "fixtures" / "speech"
-REFERENCE = json.loads((SPEECH / "transcripts.json").read_text())["bicycles"]
+REFERENCE = json.loads((SPEECH / "transcripts.json").read_text())["bicycles"].split(".")[0]
+FIRST_SENTENCE = 5.3
+"""Seconds: the first sentence and its pause (kept short: every looping decode is slow)."""
 SEED = "7-0 -mer bicycles weighted patient, leave .0.0.0.0.0.0.0.0.0"
 GREEDY = DecodeOptions(beam_size=1, fallback_temperatures=())
 
@@ -70,12 +72,12 @@ def model() -> WhisperModel:
 
 @pytest.fixture(scope="module")
 def audio() -> np.ndarray:
-    return read_wav("bicycles")
+    return read_wav("bicycles")[: round(FIRST_SENTENCE * 16_000)]
 
 
 def test_the_seed_really_makes_greedy_tiny_en_loop(model: WhisperModel, audio: np.ndarray) -> None:
     segments, _ = model.transcribe(
-        audio[: 6 * 16_000],
+        audio,
         language="en",
         beam_size=1,
         temperature=0.0,
@@ -114,5 +116,5 @@ def test_the_guarded_decode_recovers_the_words(
 ) -> None:
     run = drive(StreamingSession(SessionConfig(language="en")), guarded, audio, frame_seconds)
     assert_no_degenerate_final(run)
-    # Measured 0.00-0.07 without any prompt ("market tall"); the seed costs nothing more.
+    # One word of twelve may differ (tiny.en is borderline on "Seven" in short windows).
     assert word_error_rate(REFERENCE, run.text) <= 0.10
