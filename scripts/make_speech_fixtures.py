@@ -1,6 +1,6 @@
 """Synthesise the speech fixtures used by the transcription tests.
 
-Run: ``.venv/bin/python scripts/make_speech_fixtures.py`` (needs Debian's ``espeak-ng``
+Run: ``.venv/bin/python scripts/make_speech_fixtures.py [NAME...]`` (needs Debian's ``espeak-ng``
 and ``sox``).
 Writes 16 kHz mono 16-bit WAVs and a ``transcripts.json`` of what each one says
 into ``tests/fixtures/speech/``. The outputs are committed so tests need no synthesis,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,12 @@ FIXTURES: dict[str, str] = {
         "One day a traveller arrived with a map of a hidden lake. "
         "The children followed him into the forest and found clear blue water."
     ),
+    # Greedy decoding once looped on this one when streamed ("7-0 .0.0.0.0…").
+    "bicycles": (
+        "Seven silver bicycles waited patiently, leaning against the old brick wall. "
+        "The orchestra rehearsed a difficult symphony until midnight. "
+        "Fresh oranges and lemons were stacked beside the market stall."
+    ),
 }
 
 
@@ -39,13 +46,16 @@ def speak(text: str, target: Path, voice: str = "en-us", speed: int = 150) -> No
         subprocess.run(convert, check=True, capture_output=True)
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    """Make the fixtures named (all of them when none are)."""
     OUT.mkdir(parents=True, exist_ok=True)
     for name, text in FIXTURES.items():
+        if names and name not in names:
+            continue
         speak(text, OUT / f"{name}.wav")
         print(f"{name}.wav")
     (OUT / "transcripts.json").write_text(json.dumps(FIXTURES, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -8,6 +8,7 @@ Transcriber deployment wraps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 SAMPLE_RATE = 16_000
 """Sample rate of every array a session holds or sends (Whisper's rate)."""
+
+_MAX_TOKENS = 224
+"""Whisper's limit on new tokens for one 30 s window (half its 448-token context)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,10 @@ class DecodeOptions:
     the first words of an utterance ("Seven silver" → "7-0") and loops more."""
     fallback_temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     """Retried hotter (Whisper's fallback) when a decode without prompt is degenerate."""
+    tokens_per_second: float = 8.0
+    """At most this many tokens per second of window (fast speech needs about 5):
+    a loop stops there instead of running to Whisper's 448-token limit, which
+    would hold the Transcriber for seconds."""
 
 
 def decode_with_model(
@@ -158,6 +166,9 @@ def _decode(
         condition_on_previous_text=False,
         initial_prompt=prompt or None,
         vad_filter=False,
+        max_new_tokens=min(
+            _MAX_TOKENS, 16 + math.ceil(options.tokens_per_second * request.duration)
+        ),
     )
     return [_segment(segment) for segment in segments]
 

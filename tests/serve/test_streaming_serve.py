@@ -15,6 +15,7 @@ from stemscribe_client.stream import StreamResult, stream_audio, stream_file
 from websockets.asyncio.client import connect
 
 from evaluation.wer import word_error_rate
+from pipelines.streaming import degenerate_reason
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
 
@@ -86,6 +87,18 @@ def test_finals_are_ordered_and_follow_partials(story_stream: StreamResult) -> N
             assert any(p["start"] < message["end"] and p["end"] > message["start"] for p in seen)
     first_final = next(r.at for r in story_stream.received if r.message["type"] == "final")
     assert min(r.at for r in story_stream.received if r.message["type"] == "partial") < first_final
+
+
+def test_the_looping_sentences_stream_without_a_loop(served: str) -> None:
+    """Three sentences that once came back as "7-0 .0.0.0.0…", at real-time pace in
+    200 ms frames: no final may be degenerate, and the words must be there."""
+    stream = stream_file(ws_url(served), SPEECH / "bicycles.wav", speed=1.0, chunk_seconds=0.2)
+    result = asyncio.run(stream)
+    assert result.closed_reason == "client_close" and result.errors == []
+    for final in result.finals:
+        assert degenerate_reason(final["text"]) is None, final["text"]
+    # File transcription of the same audio: 0.07 ("market tall"); live measured 0.07.
+    assert word_error_rate(TRANSCRIPTS["bicycles"], result.text) <= 0.15
 
 
 def test_silence_and_low_noise_give_no_text(served: str) -> None:
