@@ -137,14 +137,20 @@ def test_models(served: str) -> None:
 
 
 def test_undecodable_file_fails_with_the_server_message(served: str, tmp_path: Path) -> None:
+    """The upload is probed before a job exists: the CLI prints the server's 415 sentence."""
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(random_bytes(4096))
+
+    def newest_job() -> Any:
+        jobs = json.loads(ok(cli(served, "jobs", "--json", "--limit", "1")).stdout)["jobs"]
+        return jobs[0]["job_id"] if jobs else None
+
+    before = newest_job()
     run = cli(served, "separate", bad, "-o", tmp_path, "--quiet")
     assert run.returncode == 1 and run.stdout == ""
     [line] = run.stderr.splitlines()
-    newest = json.loads(ok(cli(served, "jobs", "--json", "--limit", "1")).stdout)["jobs"][0]
-    assert newest["status"] == "failed" and newest["error"]["code"] == "unsupported_audio"
-    assert line.startswith("stemscribe: error: job ") and newest["error"]["message"] in line
+    assert line.startswith("stemscribe: error: ") and "Failed to decode audio" in line, line
+    assert newest_job() == before  # refused before any job was made
     assert not (tmp_path / "bad").exists()
 
 
