@@ -306,9 +306,12 @@ def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> 
     def cell(row: dict[str, Any], key: str) -> str:
         return f"{row[key]:.2f} GiB" if key in row else "not run"
 
+    def seconds(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.0f} s" if key in row else "–"
+
     table = "\n".join(
         f"| {r['minutes']:g} min | {cell(r, 'tree')} | {cell(r, 'largest')} | {cell(r, 'cli')} "
-        f"| {r['seconds']:.0f} s | {r.get('cli_seconds', 0):.0f} s |"
+        f"| {r['seconds']:.0f} s | {seconds(r, 'cli_seconds')} |"
         for r in rows
     )
     stages = "\n".join(
