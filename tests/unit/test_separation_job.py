@@ -31,22 +31,11 @@ from pipelines.separation.normalise import normalise
 from pipelines.separation.track import RunningStats, ScratchTrack
 from pipelines.storage import LocalStorage
 from pipelines.storage.signing import UrlSigner
+from tests.unit.test_separation import SR, TINY
 
 pytestmark = pytest.mark.unit
 
 Array = npt.NDArray[np.float32]
-SR = 8000
-TINY: dict[str, Any] = {
-    "channels": 8,
-    "depth": 2,
-    "nfft": 256,
-    "t_layers": 1,
-    "t_heads": 2,
-    "bottom_channels": 0,
-    "dconv_mode": 3,
-    "samplerate": SR,
-    "segment": 1,
-}
 
 
 @pytest.fixture(scope="module", autouse=True)
