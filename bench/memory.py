@@ -7,7 +7,7 @@ the growth over idle of the whole serve process tree (Ray's own processes includ
 of its largest process, and the CLI's peak.
 
     python -m bench.memory                       # demucs_unittest, 10 and 60 min
-    python -m bench.memory --model tiny --minutes 10 60 --cli-minutes 10
+    python -m bench.memory --model tiny --minutes 10 60
 
 ``--model tiny`` uses a small random HTDemucs at 44.1 kHz (both sides load it from the
 same local repo) for machines where ``demucs_unittest``'s 40 s windows are too slow:
@@ -237,6 +237,25 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     model, flags = model_options(opts.model, work / "models")
     repo = ["--repo", str(work / "models")] if flags else []
     tracks = {m: song(m, work / f"track-{m:g}min.wav") for m in opts.minutes}
+    base = f"http://127.0.0.1:{opts.port}"
+    rows: list[dict[str, Any]] = []
+    cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
+    cli_rows: dict[float, dict[str, float]] = {}
+
+    def run_cli() -> None:
+        for minutes in cli_minutes:
+            peak, seconds = cli(model, flags, tracks[minutes], work / "cli", opts.shifts)
+            cli_rows[minutes] = {"cli": peak, "cli_seconds": seconds}
+            print(json.dumps({"minutes": minutes, **cli_rows[minutes]}), flush=True)
+
+    # Separate process trees, so running both at once changes neither's memory, only
+    # their times (which this benchmark does not compare). Otherwise the CLI goes first,
+    # while the app is not yet running: its long-track peak needs most of a small machine.
+    cli_thread = threading.Thread(target=run_cli) if opts.cli_parallel else None
+    if cli_thread is not None:
+        cli_thread.start()
+    else:
+        run_cli()
     server = psutil.Popen(
         [
             sys.executable,
@@ -252,25 +271,11 @@ def run(opts: argparse.Namespace, work: Path) -> None:
         ],
         stdout=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{opts.port}"
-    rows: list[dict[str, Any]] = []
-    cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
-    cli_rows: dict[float, dict[str, float]] = {}
-
-    def run_cli() -> None:
-        for minutes in cli_minutes:
-            peak, seconds = cli(model, flags, tracks[minutes], work / "cli", opts.shifts)
-            cli_rows[minutes] = {"cli": peak, "cli_seconds": seconds}
-            print(json.dumps({"minutes": minutes, **cli_rows[minutes]}), flush=True)
-
-    # Separate process trees, so running both at once changes neither's memory, only
-    # their times (which this benchmark does not compare).
-    cli_thread = threading.Thread(target=run_cli) if opts.cli_parallel else None
-    if cli_thread is not None:
-        cli_thread.start()
     try:
         wait_ready(base, server)
-        separate(base, upload(base, song(0.1, work / "warm.wav")), 0)  # loads the model
+        # A warm-up job like the measured ones (same shifts, a few windows): model
+        # loading and the first job's one-time allocations land in the baseline.
+        separate(base, upload(base, song(1.0, work / "warm.wav")), opts.shifts)
         for minutes, path in tracks.items():
             upload_id = upload(base, path)
             time.sleep(5)  # let the upload's buffers settle before the baseline
@@ -293,8 +298,6 @@ def run(opts: argparse.Namespace, work: Path) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             server.terminate()
             server.wait(120)
-    if cli_thread is None:
-        run_cli()
     if cli_thread is not None:
         cli_thread.join()
     for row in rows:
