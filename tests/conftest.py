@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.s3server import s3_server_fixture
+from tests.serving import Stage
 
 s3_server = s3_server_fixture(scope="session")
 """SeaweedFS S3 on 127.0.0.1:23333 (``STEMSCRIBE_TEST_S3_PORT``), started on first use."""
@@ -40,3 +41,9 @@ def ray_cluster() -> Iterator[str]:
     yield f"http://127.0.0.1:{SERVE_PORT}"
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stage(ray_cluster: str) -> Stage:
+    """The cluster's application slot, shared by the serve, faults and browser tiers."""
+    return Stage(ray_cluster)

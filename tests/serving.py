@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+
+APP = "stemscribe"
+"""The application name every in-process tier deploys under (route ``/``)."""
 
 TINY_HTDEMUCS: dict[str, Any] = {
     "channels": 8,
@@ -94,3 +97,32 @@ def deploy(app: Any, name: str, timeout: int = 300) -> None:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class Stage:
+    """The shared Ray cluster's one application slot (``APP`` on ``/``).
+
+    Deploying the app costs tens of seconds on a small machine, so a configuration stays
+    deployed from one test module to the next until a module that needs another one
+    takes the slot. ``key`` names a configuration: equal keys must build equal apps.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.current: str | None = None
+
+    def ensure(self, key: str, build: Callable[[], Any]) -> str:
+        """Deploy ``build()`` unless the configuration named ``key`` is what runs now."""
+        if self.current != key:
+            self.current = None
+            deploy(build(), APP)
+            wait_ready(self.base_url)
+            self.current = key
+        return self.base_url
+
+    def clear(self) -> None:
+        """Delete the application (the next ``ensure`` deploys again)."""
+        from ray import serve
+
+        self.current = None
+        serve.delete(APP)

@@ -26,13 +26,12 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
-from ray import serve
 
 from config import Settings
 from deployments.app import compose
 from pipelines.separation import save_random_htdemucs
-from tests.serve.conftest import APP, serve_args
-from tests.serving import TINY_HTDEMUCS, wait_ready
+from tests.serve.conftest import serve_args
+from tests.serving import TINY_HTDEMUCS, Stage
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -83,12 +82,9 @@ def screenshot(target: Page | Locator, name: str) -> None:
     target.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
-def deploy(base_url: str, model_repo: Path, settings: Settings) -> Iterator[str]:
-    """Run the app with ``settings`` as the page's server while the caller's scope lasts."""
-    serve.run(compose(serve_args(model_repo), settings), name=APP, route_prefix="/")
-    wait_ready(base_url)
-    yield base_url
-    serve.delete(APP)
+def deploy(stage: Stage, key: str, model_repo: Path, settings: Settings) -> str:
+    """Run the app with ``settings`` as the page's server (``key`` names that setup)."""
+    return stage.ensure(f"browser-{key}", lambda: compose(serve_args(model_repo), settings))
 
 
 @pytest.fixture(scope="session")
@@ -103,12 +99,15 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -
     return Settings(storage_backend="local", data_dir=data_dir, **overrides)
 
 
+@pytest.fixture(scope="session")
+def plain_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return local_settings(tmp_path_factory)
+
+
 @pytest.fixture(scope="module")
-def web_app(
-    ray_cluster: str, model_repo: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def web_app(stage: Stage, model_repo: Path, plain_settings: Settings) -> str:
     """Base URL of the app with local storage and no API keys; the page is its ``GET /``."""
-    yield from deploy(ray_cluster, model_repo, local_settings(tmp_path_factory))
+    return deploy(stage, "plain", model_repo, plain_settings)
 
 
 @pytest.fixture(scope="session")

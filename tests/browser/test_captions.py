@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect
 
 from evaluation.wer import word_error_rate
 from tests.browser.conftest import deploy, launch, local_settings, screenshot, use_api_key
+from tests.serving import Stage
 from tests.speech import TRANSCRIPTS, speech_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -50,11 +51,9 @@ API_KEY = "caption-tier-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def web_app(
-    ray_cluster: str, model_repo: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def web_app(stage: Stage, model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     settings = local_settings(tmp_path_factory, api_keys=f"captions:{API_KEY}")
-    yield from deploy(ray_cluster, model_repo, settings)
+    return deploy(stage, "captions", model_repo, settings)
 
 
 @pytest.fixture(scope="module")

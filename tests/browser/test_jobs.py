@@ -24,7 +24,11 @@ TIMESTAMP = re.compile(r"^\d+:\d\d\.\d \N{EN DASH} \d+:\d\d\.\d$")
 PLAY = """async (audio) => {
   await audio.play();
   const started = audio.currentTime;
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  // Playing shows as time moving; on a loaded machine it may take a while to start.
+  const deadline = Date.now() + 15000;
+  while (audio.currentTime <= started && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   audio.pause();
   return { started, now: audio.currentTime, readyState: audio.readyState };
 }"""

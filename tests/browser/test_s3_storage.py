@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import choose_file, deploy, use_api_key
 from tests.browser.test_jobs import PLAY
 from tests.s3server import S3Server
+from tests.serving import Stage
 from tests.speech import song_with_vocals
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -29,9 +29,9 @@ API_KEY = "browser-tier-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def web_app(ray_cluster: str, model_repo: Path, s3_server: S3Server) -> Iterator[str]:
+def web_app(stage: Stage, model_repo: Path, s3_server: S3Server) -> str:
     settings = s3_server.settings(bucket="browser-tier", api_keys=f"browser:{API_KEY}")
-    yield from deploy(ray_cluster, model_repo, settings)
+    return deploy(stage, "s3", model_repo, settings)
 
 
 def test_two_stems_upload_play_and_download_from_the_bucket(

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import ray
-from ray import serve
 
 from config import AppArgs, Settings
 from deployments.app import compose
@@ -32,9 +31,8 @@ from pipelines.separation import save_bag, save_random_htdemucs
 from pipelines.storage import Storage, open_storage
 from tests.audio_factory import sine_mix
 from tests.s3server import S3Server
-from tests.serving import TINY_HTDEMUCS, deploy, wait_ready
+from tests.serving import APP, TINY_HTDEMUCS, Stage
 
-APP = "stemscribe"
 RATE = 44100
 STALE_AFTER = 20.0
 STORAGE_BUDGET = 8.0
@@ -79,8 +77,9 @@ def fault_args(model_repo: Path, **jobs: Any) -> AppArgs:
 class FaultApp:
     """The deployed app and the fault tier's handles on it: HTTP, storage, Ray."""
 
-    def __init__(self, base_url: str, s3_server: S3Server, model_repo: Path) -> None:
-        self.url = base_url
+    def __init__(self, stage: Stage, s3_server: S3Server, model_repo: Path) -> None:
+        self.stage = stage
+        self.url = stage.base_url
         self.s3 = s3_server
         self.model_repo = model_repo
         self.settings: Settings = s3_server.settings(
@@ -100,19 +99,19 @@ class FaultApp:
 
     def ensure(self, variant: str, **jobs: Any) -> None:
         """Deploy ``variant`` (with these ``jobs`` args) unless it is what runs now."""
-        if self.variant != variant:
-            self.variant = None
-            deploy(compose(fault_args(self.model_repo, **jobs), self.settings), APP)
-            wait_ready(self.url)
-            self.variant = variant
-            self._jobs = jobs
+
+        def build() -> Any:
+            return compose(fault_args(self.model_repo, **jobs), self.settings)
+
+        self.stage.ensure(f"faults-{variant}", build)
+        self.variant = variant
+        self._jobs = jobs
 
     def restart(self, meanwhile: Callable[[], object] = lambda: None) -> None:
         """Delete the whole application, call ``meanwhile``, then deploy it again."""
-        serve.delete(APP)
+        self.stage.clear()
         meanwhile()
-        variant, self.variant = self.variant, None
-        self.ensure(variant or "main", **self._jobs)
+        self.ensure(self.variant or "main", **self._jobs)
 
     @property
     def storage(self) -> Storage:
@@ -219,12 +218,11 @@ def fault_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="package")
-def fault_app(ray_cluster: str, s3_server: S3Server, fault_model_repo: Path) -> Iterator[FaultApp]:
-    app = FaultApp(ray_cluster, s3_server, fault_model_repo)
+def fault_app(stage: Stage, s3_server: S3Server, fault_model_repo: Path) -> Iterator[FaultApp]:
+    app = FaultApp(stage, s3_server, fault_model_repo)
     yield app
     if not s3_server.running:
         s3_server.start()
-    serve.delete(APP)
 
 
 @pytest.fixture

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ray import serve
 
 from config import AppArgs
 from deployments.app import compose
 from pipelines.separation import save_random_htdemucs
 from tests.s3server import S3Server
-from tests.serving import TINY_HTDEMUCS, deploy, wait_ready
+from tests.serving import APP, TINY_HTDEMUCS, Stage
 
-APP = "stemscribe"
+__all__ = ["APP", "serve_args"]
 
 
 def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
@@ -48,10 +46,9 @@ def serve_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(ray_cluster: str, s3_server: S3Server, serve_model_repo: Path) -> Iterator[str]:
-    """Base URL of the app: two DemucsWorker replicas at 0.5 GPU, a Transcriber at 0.25."""
+def served(stage: Stage, s3_server: S3Server, serve_model_repo: Path) -> str:
+    """Base URL of the app: two DemucsWorker replicas at 0.5 GPU, a Transcriber at 0.25.
+
+    It stays deployed for the next module that asks for it (see ``Stage``)."""
     settings = s3_server.settings(bucket="serve-tier", allow_private_urls=True)
-    deploy(compose(serve_args(serve_model_repo), settings), APP)
-    wait_ready(ray_cluster)
-    yield ray_cluster
-    serve.delete(APP)
+    return stage.ensure("serve", lambda: compose(serve_args(serve_model_repo), settings))

@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from ray import serve
 from websockets.asyncio.client import connect
 
 from config import Settings
@@ -27,8 +26,8 @@ from deployments.app import compose
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.s3server import S3Server
-from tests.serve.conftest import APP, serve_args
-from tests.serving import deploy, follow_job, wait_ready
+from tests.serve.conftest import serve_args
+from tests.serving import Stage, follow_job
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(400)]
 
@@ -43,11 +42,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def base_url(
     backend: str,
-    ray_cluster: str,
+    stage: Stage,
     s3_server: S3Server,
     serve_model_repo: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
+) -> str:
     keys = ",".join(f"{tenant}:{key}" for tenant, key in KEYS.items())
     if backend == "s3":
         settings = s3_server.settings(bucket="boundary", api_keys=keys)
@@ -59,10 +58,7 @@ def base_url(
         demucs_worker={"num_replicas": 1, "num_gpus": 0.5, "num_cpus": 0.1, "threads": 1},
         streaming={"max_sessions_per_tenant": 1},
     )
-    deploy(compose(args, settings), APP)
-    wait_ready(ray_cluster)
-    yield ray_cluster
-    serve.delete(APP)
+    return stage.ensure(f"boundary-{backend}", lambda: compose(args, settings))
 
 
 def tenant(base_url: str, name: str) -> httpx.Client:
