@@ -111,10 +111,15 @@ class Stage:
         self.base_url = base_url
         self.current: str | None = None
 
-    def ensure(self, key: str, build: Callable[[], Any]) -> str:
-        """Deploy ``build()`` unless the configuration named ``key`` is what runs now."""
-        if self.current != key:
-            self.current = None
+    def ensure(self, key: str, build: Callable[[], Any], fresh: bool = False) -> str:
+        """Deploy ``build()`` unless the configuration named ``key`` is what runs now.
+
+        A new configuration replaces the old one whole (deleted first, not updated in
+        place), so replicas are placed as on a cluster that ran nothing before; ``fresh``
+        does the same for the configuration that already runs (no model loaded yet).
+        """
+        if fresh or self.current != key:
+            self.clear()
             deploy(build(), APP)
             wait_ready(self.base_url)
             self.current = key

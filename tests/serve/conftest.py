@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,5 +52,17 @@ def served(stage: Stage, s3_server: S3Server, serve_model_repo: Path) -> str:
     """Base URL of the app: two DemucsWorker replicas at 0.5 GPU, a Transcriber at 0.25.
 
     It stays deployed for the next module that asks for it (see ``Stage``)."""
+    return stage.ensure("serve", standard_app(s3_server, serve_model_repo))
+
+
+@pytest.fixture(scope="module")
+def served_fresh(stage: Stage, s3_server: S3Server, serve_model_repo: Path) -> str:
+    """``served``, deployed anew for this module: replicas placed on an idle cluster and
+    no model loaded yet (what placement and routing tests need)."""
+    return stage.ensure("serve", standard_app(s3_server, serve_model_repo), fresh=True)
+
+
+def standard_app(s3_server: S3Server, model_repo: Path) -> Callable[[], Any]:
+    """What builds the serve tier's app: S3 storage, private URLs allowed (test servers)."""
     settings = s3_server.settings(bucket="serve-tier", allow_private_urls=True)
-    return stage.ensure("serve", lambda: compose(serve_args(serve_model_repo), settings))
+    return partial(compose, serve_args(model_repo), settings)

@@ -58,6 +58,12 @@ def reference(
     return (out * ref.std() + ref.mean()).numpy()
 
 
+@pytest.fixture(scope="module")
+def served(served_fresh: str) -> str:
+    """Placement and routing are checked here: the app is deployed anew for this module."""
+    return served_fresh
+
+
 def test_two_workers_share_one_logical_gpu(served: str) -> None:
     replicas = worker_stats()
     assert len(replicas) == 2
