@@ -305,6 +305,32 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     report(opts, model, rows)
 
 
+def verdict(rows: list[dict[str, Any]]) -> str:
+    """The figures against the targets: longest track ≤ 2 GiB for the service, ≤ 1 GiB
+    for any process, and shortest and longest within 20 % of each other."""
+    short, long = min(rows, key=lambda r: r["minutes"]), max(rows, key=lambda r: r["minutes"])
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    def close(key: str) -> str:
+        a, b = short[key], long[key]
+        apart = abs(a - b) / max(a, b)
+        return f"{a:.2f} vs {b:.2f} GiB, {apart:.0%} apart: {met(apart <= 0.2)}"
+
+    name = f"{long['minutes']:g}-minute"
+    return "\n".join(
+        [
+            f"- {name} track, service tree growth {long['tree']:.2f} GiB "
+            f"(target ≤ 2 GiB): {met(long['tree'] <= 2)}",
+            f"- {name} track, largest process growth {long['largest']:.2f} GiB "
+            f"(target ≤ 1 GiB): {met(long['largest'] <= 1)}",
+            f"- {short['minutes']:g} vs {long['minutes']:g} minutes within 20 %: tree "
+            f"{close('tree')}; largest process {close('largest')}",
+        ]
+    )
+
+
 def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> None:
     def cell(row: dict[str, Any], key: str) -> str:
         return f"{row[key]:.2f} GiB" if key in row else "not run"
@@ -344,6 +370,12 @@ Per-stage seconds of each job (summed over batches; `queue_wait` and `forward` o
 across batches in flight):
 
 {stages}
+
+The jobs run one after another in one app, after a 1-minute warm-up job; each growth is
+over the idle level just before its job, so what an earlier job left allocated counts in
+the later job's baseline.
+
+{verdict(rows)}
 
 Machine: {machine()}. Command: `{command}`.
 """
