@@ -72,6 +72,25 @@ class TranscriptionArgs(BaseModel):
     max_models_per_replica: int = Field(
         default=1, ge=1, description="Models a Transcriber replica keeps loaded (LRU)."
     )
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Decodes a Transcriber replica runs at once (CTranslate2 workers of each "
+        "model); the replica's threads are split among them. On 2 CPU cores, 2 workers x 1 "
+        "thread gave the best throughput for concurrent requests (docs/BENCHMARKS.md).",
+    )
+    live_batch_size: int = Field(
+        default=8,
+        ge=1,
+        description="Most live-session windows decoded together in one batched encode and "
+        "generate; windows that arrive while a batch runs form the next one.",
+    )
+    live_batch_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the first window of a live batch waits for others to join.",
+    )
 
     @model_validator(mode="after")
     def _default_enabled(self) -> TranscriptionArgs:
