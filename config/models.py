@@ -152,6 +152,14 @@ class StreamingArgs(BaseModel):
         "Transcriber keeps up wait in the proxy and the network instead of growing the next "
         "window without bound. Real-time clients reach it only on an overloaded Transcriber.",
     )
+    min_finalize_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Least time between two forced decodes (`finalize`) of one session, so "
+        "finalize spam cannot crowd other sessions off a Transcriber. A finalize sooner than "
+        "that waits; one followed by another finalize or a close already queued is merged "
+        "into it (the later one flushes everything the earlier one would have). 0: no limit.",
+    )
     decode_timeout_seconds: float = Field(
         default=60.0, gt=0, description="A Transcriber call slower than this counts as failed."
     )
