@@ -73,7 +73,7 @@ class Transcriber:
             self._args.models[name],
             device=self.device,
             compute_type=self._args.compute_type,
-            cpu_threads=max(1, self._threads // self._args.workers),
+            cpu_threads=self._threads,
             num_workers=self._args.workers,
         )
 
