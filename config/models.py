@@ -77,8 +77,8 @@ class TranscriptionArgs(BaseModel):
         ge=1,
         le=16,
         description="Decodes a Transcriber replica runs at once (CTranslate2 workers of each "
-        "model). Each worker may use all the replica's threads, so a lone decode is as fast "
-        "as with one worker; on 2 CPU cores 2 workers x 2 threads gave the best throughput "
+        "model; workers on one device share the weights). Each worker may use all the "
+        "replica's threads, so a lone decode is as fast as with one worker; on 2 CPU cores 2 workers x 2 threads gave the best throughput "
         "for concurrent requests (docs/BENCHMARKS.md).",
     )
     live_batch_size: int = Field(
