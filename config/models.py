@@ -78,8 +78,9 @@ class TranscriptionArgs(BaseModel):
         le=16,
         description="Decodes a Transcriber replica runs at once (CTranslate2 workers of each "
         "model; workers on one device share the weights). Each worker may use all the "
-        "replica's threads, so a lone decode is as fast as with one worker; on 2 CPU cores 2 workers x 2 threads gave the best throughput "
-        "for concurrent requests (docs/BENCHMARKS.md).",
+        "replica's threads, so a lone decode is as fast as with one worker; on 2 CPU cores, "
+        "2 workers x 2 threads gave the best throughput for concurrent requests "
+        "(docs/BENCHMARKS.md).",
     )
     live_batch_size: int = Field(
         default=8,
