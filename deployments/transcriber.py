@@ -2,6 +2,12 @@
 
 Live sessions keep their state in the Ingress and send windows here; jobs send
 whole files. Either way a call carries everything it needs, so replicas autoscale.
+
+Up to ``workers`` decodes run at once (CTranslate2 workers), each call holding a
+slot only while the model runs, never while a segment travels back. Live windows
+of all sessions are batched (`decode_batch`) and take the live lane: when a slot
+frees, they go before waiting file work, so a file job delays a live window by at
+most the one 30 s file window it is decoding.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from deployments.resources import gpu_assigned
 from pipelines.errors import UnknownModel
 from pipelines.model_catalog import ModelCatalog, ModelState
 from pipelines.probes import probe_whisper
-from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
+from pipelines.scheduling import Lane, MicroBatcher
+from pipelines.streaming import DecodedSegment, DecodeRequest
+from pipelines.streaming.batch import decode_batch
 from pipelines.transcription import TranscribeOptions, load_whisper, start_transcription
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,12 @@ class Transcriber:
         self._args = args
         self._threads = threads
         self.device = "auto" if gpu_assigned() else "cpu"
-        self._health = ModelHealth(probe_whisper)
+        self._health = ModelHealth(probe_whisper, slots=args.workers)
+        self._live: MicroBatcher[str, DecodeRequest, list[DecodedSegment]] = MicroBatcher(
+            self._decode_batch,
+            max_batch=args.live_batch_size,
+            wait_s=args.live_batch_wait_ms / 1000,
+        )
         # Loads run in the background with their outcome recorded: a hub that cannot be
         # reached fails the requests for that model at once, not each after a timeout.
         # Serve's multiplexing keeps the loaded models, so the catalogue hands each out once.
@@ -61,6 +74,7 @@ class Transcriber:
             device=self.device,
             compute_type=self._args.compute_type,
             cpu_threads=self._threads,
+            num_workers=self._args.workers,
         )
 
     async def model_states(self) -> dict[str, dict[str, Any]]:
@@ -77,19 +91,28 @@ class Transcriber:
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream ``{"meta": ...}`` first, then one ``{"segment": ...}`` per segment."""
         model = await self._model()
-        # One decode at a time: the model is the bottleneck.
         async with self._health.exclusive(model):
             meta, segments = await asyncio.to_thread(start_transcription, model, audio, options)
-            yield {"meta": meta}
-            while (segment := await asyncio.to_thread(next, segments, None)) is not None:
-                self._health.progress()
-                yield {"segment": asdict(segment)}
+        yield {"meta": meta}
+        while True:
+            # One 30 s window per slot: live windows waiting meanwhile go first.
+            async with self._health.exclusive(model):
+                segment = await asyncio.to_thread(next, segments, None)
+            if segment is None:
+                return
+            yield {"segment": asdict(segment)}
 
     async def decode(self, request: DecodeRequest) -> list[DecodedSegment]:
-        """One window of a live session (LocalAgreement runs in the Ingress)."""
-        model = await self._model()
-        async with self._health.exclusive(model):
-            return await asyncio.to_thread(decode_with_model, model, request)
+        """One window of a live session (LocalAgreement runs in the Ingress), decoded
+        in a batch with the windows of other sessions waiting for the same model."""
+        return await self._live.submit(serve.get_multiplexed_model_id(), request)
+
+    async def _decode_batch(
+        self, name: str, requests: list[DecodeRequest]
+    ) -> list[list[DecodedSegment]]:
+        model = await self._models(name)
+        async with self._health.exclusive(model, Lane.LIVE):
+            return await asyncio.to_thread(decode_batch, model, requests)
 
     async def check_health(self) -> None:
         """Serve's health check: the last model used still encodes on its device."""
@@ -101,4 +124,6 @@ class Transcriber:
             "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": self._threads,
+            "workers": self._args.workers,
+            "live_batch_sizes": self._live.batch_sizes[-200:],
         }

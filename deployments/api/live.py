@@ -27,6 +27,7 @@ from pipelines.streaming import (
     Close,
     DecodedSegment,
     DecodeRequest,
+    Finalize,
     FrameDecoder,
     KeepAlive,
     ProtocolError,
@@ -79,7 +80,9 @@ class LiveStream:
     Only `run`'s coroutine touches the session and sends, so no locks. Events
     wait in ``_pending``: audio is fed at once (also while a decode runs), but a
     finalize or close waits for the in-flight decode, and frames after it wait
-    for its flush, so a finalize covers exactly the audio sent before it.
+    for its flush, so a finalize covers exactly the audio sent before it. Forced
+    decodes are rate-limited (``min_finalize_interval_seconds``): a finalize too
+    soon after the last one waits, or merges into a later finalize or close.
     """
 
     def __init__(self, websocket: WebSocket, transcriber: Transcribing, limits: StreamingArgs):
@@ -91,6 +94,7 @@ class LiveStream:
         self._barrier: ClientEvent | None = None  # the Finalize/Close being flushed
         self._request_end = 0.0  # stream time the in-flight request reaches
         self._failures = 0
+        self._forced_at = -float("inf")  # when the last forced decode started
         self._closing = False
         self._last_frame = self._started = time.monotonic()
 
@@ -156,7 +160,23 @@ class LiveStream:
         deadline = self._started + self.limits.max_session_seconds
         if receiving is not None:
             deadline = min(deadline, self._last_frame + self.limits.idle_timeout_seconds)
+        if self._pending and isinstance(self._pending[0], Finalize):
+            deadline = min(deadline, time.monotonic() + self._finalize_wait())
         return max(0.0, deadline - time.monotonic())
+
+    def _finalize_wait(self) -> float:
+        """Seconds until a forced decode is allowed again."""
+        allowed = self._forced_at + self.limits.min_finalize_interval_seconds
+        return max(0.0, allowed - time.monotonic())
+
+    def _merge_finalize(self) -> bool:
+        """Drop the finalize at the head when a later finalize or close will flush all it
+        would (and more); feed the audio between them. False when none is queued."""
+        later = [i for i, e in enumerate(self._pending) if i and isinstance(e, Finalize | Close)]
+        if not later:
+            return False
+        self._pending.popleft()
+        return True
 
     def _idle(self) -> bool:
         return time.monotonic() >= self._last_frame + self.limits.idle_timeout_seconds
@@ -194,10 +214,15 @@ class LiveStream:
                 continue
             if self._decoding is not None:
                 return None  # a finalize waits for the decode in flight
+            if isinstance(event, Finalize) and self._finalize_wait() > 0:
+                if not self._merge_finalize():
+                    break  # it waits for its turn; `_timeout` wakes the loop then
+                continue
             self._pending.popleft()
             request = self.session.finalize()
             if request is not None:
                 self._barrier = event
+                self._forced_at = time.monotonic()
                 self._start(request)
             elif isinstance(event, Close):
                 return _End("client_close")

@@ -123,20 +123,44 @@ def decode_with_model(
     filter is off because the session already skips silence.
     """
     options = options or DecodeOptions()
-    attempts: list[tuple[str | None, tuple[float, ...]]] = [(request.prompt, (0.0,))]
+    first = _decode(model, request, options, request.prompt, (0.0,))
+    return guard_decode(model, request, first, options)
+
+
+def guard_decode(
+    model: WhisperModel,
+    request: DecodeRequest,
+    first: list[DecodedSegment],
+    options: DecodeOptions | None = None,
+) -> list[DecodedSegment]:
+    """The retries of `decode_with_model` after its first attempt gave ``first``.
+
+    Split out so that a batched first attempt (``pipelines.streaming.batch``)
+    ends exactly as a single decode would.
+    """
+    options = options or DecodeOptions()
+    sound = sound_prefix(first)
+    if len(sound) == len(first):
+        return first
+    attempts: list[tuple[str | None, tuple[float, ...]]] = []
     if request.prompt:
         attempts.append((None, (0.0,)))
     if options.fallback_temperatures:
         attempts.append((None, options.fallback_temperatures))
-    best: list[DecodedSegment] = []
+    best = sound
     for prompt, temperatures in attempts:
         segments = _decode(model, request, options, prompt, temperatures)
         sound = sound_prefix(segments)
         if len(sound) == len(segments):
             return segments
-        if not best or len(sound) > len(best):
+        if len(sound) > len(best):
             best = sound
     return best
+
+
+def max_new_tokens(request: DecodeRequest, options: DecodeOptions) -> int:
+    """The token budget of one window (see `DecodeOptions.tokens_per_second`)."""
+    return min(_MAX_TOKENS, 16 + math.ceil(options.tokens_per_second * request.duration))
 
 
 def sound_prefix(segments: Sequence[DecodedSegment]) -> list[DecodedSegment]:
@@ -166,14 +190,12 @@ def _decode(
         condition_on_previous_text=False,
         initial_prompt=prompt or None,
         vad_filter=False,
-        max_new_tokens=min(
-            _MAX_TOKENS, 16 + math.ceil(options.tokens_per_second * request.duration)
-        ),
+        max_new_tokens=max_new_tokens(request, options),
     )
-    return [_segment(segment) for segment in segments]
+    return [to_decoded(segment) for segment in segments]
 
 
-def _segment(segment: Segment) -> DecodedSegment:
+def to_decoded(segment: Segment) -> DecodedSegment:
     return DecodedSegment(
         start=float(segment.start),
         end=float(segment.end),

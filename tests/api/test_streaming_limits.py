@@ -136,3 +136,58 @@ def test_a_dead_transcriber_ends_the_session_with_1011(
     codes = [m["code"] for m in of_type(messages, "error")]
     assert codes == ["decode_failed", "decode_failed", "transcriber_unavailable"]
     assert messages[-1]["reason"] == "transcriber_unavailable" and code == 1011
+
+
+class ForcedDecodes:
+    """Records when each forced (flush) decode starts, then decodes for real."""
+
+    def __init__(self, inner: InProcessTranscriber) -> None:
+        self.inner = inner
+        self.flushes: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def decode(self, model: str, request: DecodeRequest) -> list[DecodedSegment]:
+        if request.flush:
+            self.flushes.append(time.monotonic())
+        return await self.inner.decode(model, request)
+
+
+def test_finalize_spam_is_merged_and_still_flushes_everything(
+    services: Services, transcriber: InProcessTranscriber
+) -> None:
+    forced = ForcedDecodes(transcriber)
+    spam: list[bytes | str | dict[str, Any]] = []
+    for chunk in chunks(NUMBERS, 8_000):
+        spam += [chunk, {"type": "finalize"}]
+    limits = {"min_finalize_interval_seconds": 60.0}
+    with own_app(services, forced, **limits) as client, client.websocket_connect(URL) as ws:
+        messages, code = converse(ws, [*spam, CLOSE])
+    assert code == 1000 and not of_type(messages, "error")
+    finalizes = sum(1 for frame in spam if isinstance(frame, dict))
+    # the first finalize, then the close: every finalize between merged into the close
+    assert finalizes > 10 and len(forced.flushes) <= 2
+    # The first finalize cuts the first word (0.25 s in), as the client asked: one word off.
+    assert word_error_rate(TRANSCRIPTS["numbers"], final_text(messages)) <= 0.1
+
+
+def test_a_finalize_too_soon_waits_for_its_turn(
+    services: Services, transcriber: InProcessTranscriber
+) -> None:
+    forced = ForcedDecodes(transcriber)
+    half = len(NUMBERS) // 4 * 2
+    first = [*chunks(NUMBERS[:half], 8_000), {"type": "finalize"}]
+    second = [*chunks(NUMBERS[half:], 8_000), {"type": "finalize"}]
+    limits = {"min_finalize_interval_seconds": 1.5}
+    with own_app(services, forced, **limits) as client, client.websocket_connect(URL) as ws:
+        for frame in [*first, *second]:
+            ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_json(frame)
+        messages = [ws.receive_json()]
+        while len(forced.flushes) < 2 or messages[-1]["type"] != "final":
+            messages.append(ws.receive_json())
+        more, code = converse(ws, [CLOSE])
+    assert code == 1000 and not of_type(messages + more, "error")
+    assert forced.flushes[1] - forced.flushes[0] >= 1.5  # the limit, not a speed
+    # The first finalize cuts a word in two, as the client asked: one word off.
+    assert word_error_rate(TRANSCRIPTS["numbers"], final_text(messages + more)) <= 0.1

@@ -1,0 +1,143 @@
+"""Sharing one model between callers: priority slots and a micro-batcher (asyncio, no Ray).
+
+`PriorityGate` hands out a model's slots (its CTranslate2 workers): a waiter of a
+more urgent lane always goes first, so a live window waits for at most the file
+window already running, never for a queue of file work. `MicroBatcher` gathers
+items that arrive while a batch runs and sends them as the next batch, so
+concurrent live sessions share one batched decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
+from enum import IntEnum
+from typing import Generic, TypeVar
+
+__all__ = ["Lane", "MicroBatcher", "PriorityGate"]
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Lane(IntEnum):
+    """Who waits for a slot; lower goes first."""
+
+    LIVE = 0
+    FILE = 1
+
+
+class PriorityGate:
+    """``slots`` concurrent holders; waiters leave by lane, then in arrival order."""
+
+    def __init__(self, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError("a gate needs at least one slot")
+        self.slots = slots
+        self._held = 0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    @property
+    def busy(self) -> bool:
+        """Some slot is held."""
+        return self._held > 0
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued for a slot."""
+        return sum(1 for *_, future in self._waiting if not future.done())
+
+    @asynccontextmanager
+    async def hold(self, lane: Lane = Lane.FILE) -> AsyncIterator[None]:
+        """Hold one slot for the block (lane decides who goes first when it is freed)."""
+        await self._acquire(lane)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, lane: Lane) -> None:
+        if self._held < self.slots and not self.waiting:
+            self._held += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (int(lane), next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # granted just as it was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            *_, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)  # the slot passes on, still held
+                return
+        self._held -= 1
+
+
+class MicroBatcher(Generic[K, T, R]):
+    """Calls ``run(key, items)`` with every item of one key waiting when it is free.
+
+    One batch per key runs at a time; items submitted meanwhile form the next one
+    (at most ``max_batch``). ``wait_s`` lets items that arrive together join.
+    A failed batch fails each of its items with the same error.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[K, list[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 8,
+        wait_s: float = 0.005,
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._wait_s = wait_s
+        self._queues: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._runners: dict[K, asyncio.Task[None]] = {}
+        self.batch_sizes: list[int] = []
+        """Sizes of the batches run so far (the last 1000)."""
+
+    async def submit(self, key: K, item: T) -> R:
+        """The result for ``item``, decoded in a batch with others of the same key."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, []).append((item, future))
+        if key not in self._runners:
+            self._runners[key] = asyncio.create_task(self._drain(key))
+        return await future
+
+    async def _drain(self, key: K) -> None:
+        try:
+            await asyncio.sleep(self._wait_s)
+            while queue := [entry for entry in self._queues.get(key, []) if not entry[1].done()]:
+                batch, self._queues[key] = queue[: self._max_batch], queue[self._max_batch :]
+                await self._one(key, batch)
+        finally:
+            self._runners.pop(key, None)
+            for _, future in self._queues.pop(key, []):
+                future.cancel()  # only left when the runner itself was cancelled
+
+    async def _one(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+        try:
+            results = await self._run(key, [item for item, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
