@@ -6,11 +6,9 @@ verified with the Standard Webhooks reference library.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from pipelines.storage import LocalStorage, open_storage
 from tests.api.conftest import make_args
 from tests.audio_factory import sine_mix
 from tests.fakes import InProcessLauncher, InProcessTranscriber
+from tests.receiver import Receiver
 from tests.serving import follow_job
 
 pytestmark = pytest.mark.api
@@ -36,43 +35,6 @@ pytestmark = pytest.mark.api
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 KEY_A = "a" * 24
 KEY_B = "b" * 24
-
-
-class Receiver:
-    """Records every POST; answers with the scripted statuses, then 204."""
-
-    def __init__(self) -> None:
-        self.script: list[int] = []
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers.items()), body))
-                status = receiver.script.pop(0) if receiver.script else 204
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,18 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import choose_file, deploy, use_api_key
-from tests.browser.test_jobs import PLAY
 from tests.s3server import S3Server
 from tests.speech import song_with_vocals
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+PLAY = """async (audio) => {
+  await audio.play();
+  const started = audio.currentTime;
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  audio.pause();
+  return { started, now: audio.currentTime, readyState: audio.readyState };
+}"""
 
 
 API_KEY = "browser-tier-key-0123456789"
