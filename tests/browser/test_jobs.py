@@ -22,17 +22,16 @@ STEMS = ["drums", "bass", "other", "vocals"]
 TIMESTAMP = re.compile(r"^\d+:\d\d\.\d \N{EN DASH} \d+:\d\d\.\d$")
 
 STEM_TIMES = "() => [...document.querySelectorAll('#stems-list audio')].map((a) => a.currentTime)"
-ALL_SOUNDING = "() => [...document.querySelectorAll('#stems-list meter')].every((m) => m.value > 0)"
-ONLY_DRUMS_SILENT = """() => {
-  const meter = (li) => li.querySelector('meter').value;
+SILENT_ONLY = """(silent) => {
   const strips = [...document.querySelectorAll('#stems-list li')];
-  const drums = strips.filter((li) => li.dataset.stem === 'drums');
-  const others = strips.filter((li) => li.dataset.stem !== 'drums');
-  return drums.length === 1 && meter(drums[0]) === 0 && others.every((li) => meter(li) > 0);
+  return strips.length > 0 && strips.every((li) => {
+    const level = li.querySelector('meter').value;
+    return silent.includes(li.dataset.stem) ? level === 0 : level > 0;
+  });
 }"""
-SEEK = """(bar, seconds) => {
-  bar.value = String(seconds);
-  bar.dispatchEvent(new Event('input'));
+SEEK = """(slider, value) => {
+  slider.value = String(value);
+  slider.dispatchEvent(new Event('input'));
 }"""
 
 
@@ -77,17 +76,26 @@ def check_mixer(page: Page) -> None:
     page.wait_for_function("() => document.querySelector('#stems-list audio').currentTime > 0.5")
     times = page.evaluate(STEM_TIMES)
     assert max(times) - min(times) < 0.1, times
-    page.wait_for_function(ALL_SOUNDING)
+    levels_follow(page, silent=[])
     page.get_by_label("Mute drums").check()
-    page.wait_for_function(ONLY_DRUMS_SILENT)
-    page.locator("#mixer-seek").evaluate(SEEK, 4.0)
+    levels_follow(page, silent=["drums"])
+    page.locator("#mixer-seek").evaluate(SEEK, 1.0)
     times = page.evaluate(STEM_TIMES)
-    assert all(4.0 <= t < 4.5 for t in times), times
-    expect(page.locator("#mixer-time")).to_have_text(re.compile(r"^0:0[45]\.\d$"))
+    assert all(1.0 <= t < 1.5 for t in times), times
+    expect(page.locator("#mixer-time")).to_have_text(re.compile(r"^0:0[12]\.\d$"))
     page.get_by_label("Mute drums").uncheck()
-    page.wait_for_function(ALL_SOUNDING)
+    page.get_by_label("Solo vocals").check()
+    levels_follow(page, silent=["drums", "bass", "other"])
+    page.get_by_label("Solo vocals").uncheck()
+    page.get_by_label("bass volume").evaluate(SEEK, 0)
+    levels_follow(page, silent=["bass"])
     page.click("#mixer-play")
     expect(page.locator("#mixer-play")).to_have_text("Play")
+
+
+def levels_follow(page: Page, silent: list[str]) -> None:
+    """Wait until exactly the ``silent`` stems' level meters read zero."""
+    page.wait_for_function(SILENT_ONLY, arg=silent, timeout=15_000)
 
 
 def test_a_recent_job_reopens_in_the_mixer(page: Page) -> None:
