@@ -70,6 +70,12 @@ class JobsArgs(BaseModel):
                 f"jobs.reaper_interval_seconds ({self.reaper_interval_seconds}) must not "
                 f"exceed jobs.stale_after_seconds ({self.stale_after_seconds}); lower it"
             )
+        if self.callback_timeout_seconds * 2 > self.stale_after_seconds:
+            raise ValueError(
+                f"jobs.callback_timeout_seconds ({self.callback_timeout_seconds}) must be at "
+                f"most half of jobs.stale_after_seconds ({self.stale_after_seconds}): a "
+                "delivery waiting on a slow receiver must not look interrupted"
+            )
         return self
 
     @property

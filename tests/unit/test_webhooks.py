@@ -183,3 +183,11 @@ def test_run_exclusively_delivers_for_a_finished_job(store: JobStore) -> None:
     # Once delivered there is nothing left to do: a second call claims nothing.
     asyncio.run(run_exclusively(store, record.job_id, "me", policy, run, send))
     assert len(receiver.sent) == 1
+
+
+def test_a_callback_may_not_outlast_the_staleness_it_heartbeats_against() -> None:
+    with pytest.raises(ValueError, match="callback_timeout_seconds"):
+        JobsArgs(stale_after_seconds=15, reaper_interval_seconds=5)
+    assert (
+        JobsArgs(stale_after_seconds=15, callback_timeout_seconds=5).callback_timeout_seconds == 5
+    )
