@@ -206,18 +206,22 @@ export class Mixer {
     }
     const data = buffer.getChannelData(0);
     const canvas = stem.canvas;
-    const draw = canvas.getContext("2d");
     const size = Math.ceil(data.length / canvas.width);
+    const peaks = new Float32Array(canvas.width);
+    for (let x = 0; x < canvas.width; x += 1) {
+      for (let i = x * size; i < Math.min(data.length, (x + 1) * size); i += 1) {
+        peaks[x] = Math.max(peaks[x], Math.abs(data[i]));
+      }
+    }
+    // Scaled to the stem's own peak, so a quiet stem still shows its shape.
+    const loudest = Math.max(...peaks) || 1;
+    const draw = canvas.getContext("2d");
     const middle = canvas.height / 2;
     draw.fillStyle = "#1d4ed8";
-    for (let x = 0; x < canvas.width; x += 1) {
-      let peak = 0;
-      for (let i = x * size; i < Math.min(data.length, (x + 1) * size); i += 1) {
-        peak = Math.max(peak, Math.abs(data[i]));
-      }
-      const height = Math.max(1, peak * middle);
+    peaks.forEach((peak, x) => {
+      const height = Math.max(1, (peak / loudest) * middle);
       draw.fillRect(x, middle - height, 1, height * 2);
-    }
+    });
     stem.canvas.dataset.drawn = "true";
   }
 }
