@@ -132,8 +132,9 @@ async def store_body(
 ) -> StoredInput:
     """Probe a request body's file, then store it as a new upload's input."""
     await _probe_and_admit(services, file, admit)
+    sha256 = await _sha256(file) if digest else None  # before storing: S3 closes the file
     stored = await _store(services, file, safe_filename(filename), content_type)
-    return await _digested(stored, file) if digest else stored
+    return replace(stored, sha256=sha256)
 
 
 async def store_url(
@@ -153,8 +154,9 @@ async def store_url(
         )
         with path.open("rb") as file:
             await _probe_and_admit(services, file, admit)
+            sha256 = await _sha256(file) if digest else None
             stored = await _store(services, file, safe_filename(url), None)
-            return await _digested(stored, file) if digest else stored
+            return replace(stored, sha256=sha256)
 
 
 async def stored_upload(
@@ -180,8 +182,8 @@ async def stored_upload(
         )
     with open_object(services.storage, key, info.size) as file:
         await _probe_and_admit(services, file, admit)
-        stored = StoredInput(key, reservation.filename)
-        return await _digested(stored, file) if digest else stored
+        sha256 = await _sha256(file) if digest else None
+    return StoredInput(key, reservation.filename, sha256)
 
 
 async def find_reservation(services: Services, upload_id: str, owner: str) -> UploadReservation:
@@ -235,17 +237,17 @@ async def _store(
     return StoredInput(key, filename)
 
 
-async def _digested(stored: StoredInput, file: BinaryIO) -> StoredInput:
-    """``stored`` with the SHA-256 of ``file``'s bytes (read from the start)."""
+async def _sha256(file: BinaryIO) -> str:
+    """The SHA-256 of ``file``'s bytes, read from the start."""
 
-    def sha256() -> str:
+    def digest() -> str:
         file.seek(0)
-        digest = hashlib.sha256()
+        hashed = hashlib.sha256()
         while chunk := file.read(1 << 20):
-            digest.update(chunk)
-        return digest.hexdigest()
+            hashed.update(chunk)
+        return hashed.hexdigest()
 
-    return replace(stored, sha256=await asyncio.to_thread(sha256))
+    return await asyncio.to_thread(digest)
 
 
 async def _probe_and_admit(services: Services, file: BinaryIO, admit: Admit) -> None:
