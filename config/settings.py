@@ -9,6 +9,8 @@ a variable set in the environment wins over its file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import tempfile
@@ -26,6 +28,8 @@ from pydantic_settings import (
 
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MIN_API_KEY_LENGTH = 16
+WEBHOOK_SECRET_PREFIX = "whsec_"
+MIN_WEBHOOK_KEY_BYTES = 16
 SECRETS_DIR_VARIABLE = "STEMSCRIBE_SECRETS_DIR"
 """Names a directory of files, one per setting (a Kubernetes Secret mounted as a volume)."""
 
@@ -111,7 +115,13 @@ class Settings(BaseSettings):
     """Scratch disk (MiB) jobs leave free; a job that would need it is refused (507)."""
 
     allow_private_urls: bool = False
-    """Let ``input.url`` reach private, loopback and link-local addresses (tests, trusted LANs)."""
+    """Let ``input.url`` and ``callback_url`` reach private, loopback and link-local
+    addresses (tests, trusted LANs)."""
+
+    webhook_secret: SecretStr | None = None
+    """Key that signs job callbacks (Standard Webhooks): ``whsec_`` followed by the base64
+    of at least 16 random bytes (``echo whsec_$(openssl rand -base64 32)``). Unset: jobs
+    with a ``callback_url`` are refused (400), since receivers could not verify them."""
 
     api_keys: SecretStr | None = None
     """API keys and the tenant each acts for: ``tenant:key`` pairs separated by commas
@@ -148,12 +158,25 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_webhook_secret(value.get_secret_value())
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value
+
+    def webhook_key(self) -> bytes | None:
+        """The callback signing key's bytes; None when no secret is set."""
+        if self.webhook_secret is None:
+            return None
+        return decode_webhook_secret(self.webhook_secret.get_secret_value())
 
     def tenant_keys(self) -> dict[str, str]:
         """API key -> tenant; empty when the service runs open."""
@@ -186,3 +209,17 @@ def parse_api_keys(raw: str) -> dict[str, str]:
             )
         keys[key] = tenant
     return keys
+
+
+def decode_webhook_secret(text: str) -> bytes:
+    """The key of a ``whsec_<base64>`` secret; a ``ValueError`` never quotes it."""
+    name = "STEMSCRIBE_WEBHOOK_SECRET"
+    if not text.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"{name} must start with {WEBHOOK_SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(text.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{name} must be {WEBHOOK_SECRET_PREFIX} followed by base64") from None
+    if len(key) < MIN_WEBHOOK_KEY_BYTES:
+        raise ValueError(f"{name} must hold at least {MIN_WEBHOOK_KEY_BYTES} bytes")
+    return key

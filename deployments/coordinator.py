@@ -29,6 +29,8 @@ from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
 from pipelines.errors import ModelLoading, ModelUnavailable
 from pipelines.jobs import JobStore
+from pipelines.jobs.cache import ResultCache
+from pipelines.jobs.delivery import callback_delivery
 from pipelines.jobs.recovery import RecoveryPolicy
 from pipelines.jobs.runner import JobRunner
 from pipelines.jobs.scratch import ScratchSpace
@@ -70,6 +72,7 @@ class JobCoordinator:
             self._settings.scratch_dir, int(self._settings.scratch_reserve_mb * 1024 * 1024)
         )
         scratch.sweep()  # folders a crashed replica on this node left behind
+        cache = ResultCache(jobs, args.jobs.retention_seconds)
         self._runner = JobRunner(
             jobs,
             self,
@@ -78,8 +81,12 @@ class JobCoordinator:
             owner=replica_name(),
             policy=RecoveryPolicy(args.jobs.stale_after_seconds, args.jobs.max_attempts),
             observer=JobMeter(),
+            callbacks=callback_delivery(self._settings, args.jobs),
+            cache=cache,
         )
-        self._maintenance = job_maintenance(jobs, args.jobs, also_sweep=[scratch.sweep])
+        self._maintenance = job_maintenance(
+            jobs, args.jobs, also_sweep=[scratch.sweep, cache.expire]
+        )
         with contextlib.suppress(RuntimeError):  # no event loop: started by the first call
             self._start_background()
 

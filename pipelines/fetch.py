@@ -1,5 +1,7 @@
 """Fetch a job's input given by URL: http(s) only, bounded in size, time and redirects.
 
+The same address rules guard every URL the service connects to on a client's word
+(``input.url``, and ``callback_url`` of signed job callbacks, ``pipelines.webhooks``).
 Private, loopback and link-local addresses are refused unless allowed, so a client
 cannot make the service read from inside its own network. Each hop's host name is
 resolved once, checked, and the connection goes to that very address (the name still
@@ -22,6 +24,7 @@ import httpx
 from pipelines.errors import InvalidRequest, PayloadTooLarge
 
 __all__ = [
+    "INPUT_FIELD",
     "MAX_REDIRECTS",
     "PinnedUrl",
     "check_url",
@@ -32,7 +35,8 @@ __all__ = [
 ]
 
 MAX_REDIRECTS = 5
-_FIELD = {"field": "input.url"}
+INPUT_FIELD = "input.url"
+_FIELD = {"field": INPUT_FIELD}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # IPv6 prefixes that carry an IPv4 address in their low 32 bits: NAT64 (well-known
@@ -65,26 +69,29 @@ class PinnedUrl:
         return parts.netloc.rsplit("@", 1)[-1]
 
 
-def check_url(url: str, *, allow_private: bool = False) -> None:
-    """Refuse URLs the service must not fetch (scheme, credentials, internal hosts)."""
-    pin_url(url, allow_private=allow_private)
+def check_url(url: str, *, allow_private: bool = False, field: str = INPUT_FIELD) -> None:
+    """Refuse URLs the service must not reach (scheme, credentials, internal hosts).
+
+    ``field`` names the request field in errors (``input.url``, ``callback_url``)."""
+    pin_url(url, allow_private=allow_private, field=field)
 
 
-def check_url_form(url: str) -> None:
+def check_url_form(url: str, field: str = INPUT_FIELD) -> None:
     """Refuse URLs that are malformed, not http(s) or carry credentials (no DNS lookup)."""
-    _split(url)
+    _split(url, field)
 
 
-def pin_url(url: str, *, allow_private: bool = False) -> PinnedUrl:
+def pin_url(url: str, *, allow_private: bool = False, field: str = INPUT_FIELD) -> PinnedUrl:
     """Check ``url`` and choose the one address its connection will use."""
-    parts = _split(url)
+    parts = _split(url, field)
     host = parts.hostname or ""
-    addresses = _addresses(host, _port(parts))
+    addresses = _addresses(host, _port(parts), field)
     if not allow_private:
         for address in addresses:
             if not is_public(address):
                 raise InvalidRequest(
-                    f"input.url points to a non-public address ({address}).", details=_FIELD
+                    f"{field} points to a non-public address ({address}).",
+                    details={"field": field},
                 )
     return PinnedUrl(url, host, sorted(addresses, key=lambda a: a.version)[0])
 
@@ -106,16 +113,17 @@ def _embedded_v4(address: IPAddress) -> list[ipaddress.IPv4Address]:
     return found
 
 
-def _split(url: str) -> SplitResult:
+def _split(url: str, field: str = INPUT_FIELD) -> SplitResult:
+    details = {"field": field}
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        raise InvalidRequest("input.url is not a valid URL.", details=_FIELD) from None
+        raise InvalidRequest(f"{field} is not a valid URL.", details=details) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("input.url must be an http(s) URL.", details=_FIELD)
+        raise InvalidRequest(f"{field} must be an http(s) URL.", details=details)
     if parts.username or parts.password:
-        raise InvalidRequest("input.url must not carry credentials.", details=_FIELD)
+        raise InvalidRequest(f"{field} must not carry credentials.", details=details)
     return parts
 
 
@@ -123,11 +131,13 @@ def _port(parts: SplitResult) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def _addresses(host: str, port: int) -> set[IPAddress]:
+def _addresses(host: str, port: int, field: str) -> set[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise InvalidRequest(f"input.url host {host!r} does not resolve.", details=_FIELD) from exc
+        raise InvalidRequest(
+            f"{field} host {host!r} does not resolve.", details={"field": field}
+        ) from exc
     # Scoped IPv6 ("fe80::1%eth0") carries its zone after the address.
     return {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
 

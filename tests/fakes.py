@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 from faster_whisper import WhisperModel
 
-from config import AppArgs
+from config import AppArgs, Settings
 from pipelines.jobs import JobStore
+from pipelines.jobs.cache import ResultCache
+from pipelines.jobs.delivery import callback_delivery
 from pipelines.jobs.runner import JobRunner
 from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
@@ -83,6 +85,7 @@ class InProcessLauncher:
         separators: dict[str, Separator],
         transcriber: InProcessTranscriber,
         scratch: ScratchSpace,
+        settings: Settings | None = None,
     ) -> None:
         self.jobs = jobs
         self.args = args
@@ -95,7 +98,14 @@ class InProcessLauncher:
         self.gate.set()
         self.unavailable: dict[str, str] = {}
         """Separation model -> why it could not be loaded (as the coordinator records it)."""
-        self.runner = JobRunner(jobs, self, scratch, args.limits)
+        self.runner = JobRunner(
+            jobs,
+            self,
+            scratch,
+            args.limits,
+            callbacks=callback_delivery(settings or Settings(), args.jobs),
+            cache=ResultCache(jobs, args.jobs.retention_seconds),
+        )
 
     async def submit(self, kind: str, job_id: str) -> None:
         self.submitted.append(job_id)

@@ -1,7 +1,9 @@
-"""Admission of new jobs: the tenant's cap on unfinished jobs, and ``Idempotency-Key``.
+"""Admission of new jobs: the tenant's cap on unfinished jobs, ``Idempotency-Key``,
+the callback's address, and the result cache.
 
 `admit` runs before a job request's body is read, so a replay or a refusal costs no
-upload; `claim` and `accepted` run in `accept_job`, around saving the record.
+upload; `checked_callback`, `from_cache`, `claim` and `accepted` run in `accept_job`,
+around saving the record.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from fastapi.responses import JSONResponse
 from deployments.api.jobs import present
 from deployments.api.services import Services
 from pipelines.errors import IdempotencyConflict, InvalidRequest, NotFound, TooManyJobs
+from pipelines.fetch import check_url
 from pipelines.jobs import JobRecord
 from pipelines.jobs.active import ActiveJobs
+from pipelines.jobs.cache import ResultCache, cache_key, repeat
+from pipelines.jobs.callbacks import Callback
 from pipelines.jobs.idempotency import IdempotencyKeys, IdempotentJob
+from pipelines.webhooks import CALLBACK_FIELD
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -62,6 +68,34 @@ async def admit(request: Request, services: Services, owner: str, kind: str) -> 
                 details={"limit": limit, "retry_after_seconds": TOO_MANY_JOBS_RETRY_SECONDS},
             )
     return None
+
+
+async def checked_callback(services: Services, url: str | None) -> Callback | None:
+    """The job's callback, its address checked like ``input.url`` (400 when refused)."""
+    if url is None:
+        return None
+    if services.settings.webhook_secret is None:
+        raise InvalidRequest(
+            f"{CALLBACK_FIELD} needs a signing secret on the server "
+            "(STEMSCRIBE_WEBHOOK_SECRET), and none is set.",
+            details={"field": CALLBACK_FIELD},
+        )
+    allow = services.settings.allow_private_urls
+    await asyncio.to_thread(check_url, url, allow_private=allow, field=CALLBACK_FIELD)
+    return Callback(url)
+
+
+async def from_cache(services: Services, record: JobRecord) -> JobRecord:
+    """``record`` keyed for the result cache, and answered by the tenant's earlier
+    identical job when there is one (a new record, already ``succeeded``)."""
+    digest = str(record.input["sha256"])
+    record.cache_key = cache_key(record.owner, record.kind, digest, record.params)
+    earlier = await asyncio.to_thread(result_cache(services).lookup, record.owner, record.cache_key)
+    return record if earlier is None else repeat(earlier, record)
+
+
+def result_cache(services: Services) -> ResultCache:
+    return ResultCache(services.jobs, services.args.jobs.retention_seconds)
 
 
 async def claim(request: Request, services: Services, record: JobRecord) -> JSONResponse | None:

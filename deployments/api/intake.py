@@ -18,11 +18,12 @@ presigned URL can reach it: the only key ever signed for a client is ``…/input
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import secrets
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -61,17 +62,19 @@ class UploadReservation(BaseModel):
 
 @dataclass(frozen=True)
 class StoredInput:
-    """A job's input as its record keeps it: the derived key and a display name."""
+    """A job's input as its record keeps it: the derived key and a display name, and
+    the SHA-256 of its bytes when the result cache needs it."""
 
     key: str
     filename: str
+    sha256: str | None = None
 
     @property
     def upload_id(self) -> str:
         return self.key.split("/")[1]
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def new_upload_id() -> str:
@@ -124,13 +127,19 @@ async def store_body(
     filename: str | None,
     content_type: str | None,
     admit: Admit,
+    *,
+    digest: bool = False,
 ) -> StoredInput:
     """Probe a request body's file, then store it as a new upload's input."""
     await _probe_and_admit(services, file, admit)
-    return await _store(services, file, safe_filename(filename), content_type)
+    sha256 = await _sha256(file) if digest else None  # before storing: S3 closes the file
+    stored = await _store(services, file, safe_filename(filename), content_type)
+    return replace(stored, sha256=sha256)
 
 
-async def store_url(services: Services, url: str, admit: Admit) -> StoredInput:
+async def store_url(
+    services: Services, url: str, admit: Admit, *, digest: bool = False
+) -> StoredInput:
     """Fetch ``url`` (checked, pinned, capped), probe it, store it as a new upload's input."""
     limits = services.args.limits
     with tempfile.TemporaryDirectory(prefix="stemscribe-url-") as folder:
@@ -145,11 +154,13 @@ async def store_url(services: Services, url: str, admit: Admit) -> StoredInput:
         )
         with path.open("rb") as file:
             await _probe_and_admit(services, file, admit)
-            return await _store(services, file, safe_filename(url), None)
+            sha256 = await _sha256(file) if digest else None
+            stored = await _store(services, file, safe_filename(url), None)
+            return replace(stored, sha256=sha256)
 
 
 async def stored_upload(
-    services: Services, upload_id: str, owner: str, admit: Admit
+    services: Services, upload_id: str, owner: str, admit: Admit, *, digest: bool = False
 ) -> StoredInput:
     """The caller's reserved upload, size-checked and probed where it is stored."""
     reservation = await find_reservation(services, upload_id, owner)
@@ -171,7 +182,8 @@ async def stored_upload(
         )
     with open_object(services.storage, key, info.size) as file:
         await _probe_and_admit(services, file, admit)
-    return StoredInput(key, reservation.filename)
+        sha256 = await _sha256(file) if digest else None
+    return StoredInput(key, reservation.filename, sha256)
 
 
 async def find_reservation(services: Services, upload_id: str, owner: str) -> UploadReservation:
@@ -223,6 +235,19 @@ async def _store(
     file.seek(0)
     await asyncio.to_thread(services.storage.put, key, file, content_type)
     return StoredInput(key, filename)
+
+
+async def _sha256(file: BinaryIO) -> str:
+    """The SHA-256 of ``file``'s bytes, read from the start."""
+
+    def digest() -> str:
+        file.seek(0)
+        hashed = hashlib.sha256()
+        while chunk := file.read(1 << 20):
+            hashed.update(chunk)
+        return hashed.hexdigest()
+
+    return await asyncio.to_thread(digest)
 
 
 async def _probe_and_admit(services: Services, file: BinaryIO, admit: Admit) -> None:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.urls import file_link
 from pipelines.jobs import JobRecord, JobStatus
+from pipelines.jobs.cache import ResultCache
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -41,6 +42,9 @@ def present(request: Request, services: Services, record: JobRecord) -> dict[str
         "error": record.error,
         "params": record.params,
         "timings": record.timings,
+        "cached": record.cached_from is not None,
+        "cached_from": record.cached_from,
+        "callback": _callback(record),
         "result": None,
         "status_url": base,
         "events_url": base + "/events",
@@ -48,6 +52,18 @@ def present(request: Request, services: Services, record: JobRecord) -> dict[str
     if record.status is JobStatus.SUCCEEDED:
         view["result"] = _result(request, services, record)
     return view
+
+
+def _callback(record: JobRecord) -> dict[str, Any] | None:
+    """The callback's delivery as far as it went: state and every attempt."""
+    callback = record.callback
+    if callback is None:
+        return None
+    attempts = [
+        {"at": _iso(a.at), "status_code": a.status_code, "error": a.error}
+        for a in callback.attempts
+    ]
+    return {"url": callback.url, "state": callback.state.value, "attempts": attempts}
 
 
 def _result(request: Request, services: Services, record: JobRecord) -> dict[str, Any]:
@@ -152,6 +168,8 @@ async def delete_job(
     """Cancel a queued or running job (202), or delete a finished one and its outputs (204)."""
     record = await load(services, job_id, owner)
     if record.status.finished:
+        cache = ResultCache(services.jobs, services.args.jobs.retention_seconds)
+        await asyncio.to_thread(cache.forget, record)  # no new repeat may list these files
         await asyncio.to_thread(services.jobs.delete, job_id)
         return Response(status_code=204)
     await asyncio.to_thread(services.jobs.request_cancel, job_id)

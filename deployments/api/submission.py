@@ -26,22 +26,56 @@ from pipelines.errors import InvalidRequest, PayloadTooLarge
 from pipelines.fetch import check_url_form
 from pipelines.jobs import JobRecord, new_job_id
 from pipelines.jobs.scratch import ScratchCost, ScratchSpace
+from pipelines.webhooks import CALLBACK_FIELD
 
 INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
 FLOAT_FIELDS = {"overlap", "temperature"}
-BOOL_FIELDS = {"word_timestamps", "vad"}
+BOOL_FIELDS = {"word_timestamps", "vad", "cache"}
 LIST_FIELDS = {"stems"}
+_CALLBACK = {"field": CALLBACK_FIELD}
+JOB_FIELDS: dict[str, dict[str, Any]] = {
+    CALLBACK_FIELD: {
+        "type": "string",
+        "format": "uri",
+        "description": "http(s) URL that gets one signed POST when the job ends "
+        "(Standard Webhooks; same address rules as input.url).",
+    },
+    "cache": {
+        "type": "boolean",
+        "default": True,
+        "description": "Answer from an earlier identical job of yours when there is one.",
+    },
+}
+"""Fields every job kind takes besides its parameters (not part of the params)."""
 
 
 @dataclass
 class JobRequest:
-    """A parsed request: its parameters, and where its input is (nothing stored yet)."""
+    """A parsed request: its parameters, and where its input is (nothing stored yet).
+
+    ``callback_url`` and ``cache`` are the job-level options of ``/v1`` requests; other
+    callers (the earlier servers' routes) leave the cache off."""
 
     params: dict[str, Any]
     upload_id: str | None = None
     url: str | None = None
     upload: UploadFile | None = None
     form: FormData | None = None
+    callback_url: str | None = None
+    cache: bool = False
+
+    def take_options(self) -> JobRequest:
+        """Move ``callback_url`` and ``cache`` from the parameters into their fields."""
+        url = self.params.pop(CALLBACK_FIELD, None)
+        cache = self.params.pop("cache", True)
+        if url is not None and not isinstance(url, str):
+            raise InvalidRequest(f"{CALLBACK_FIELD} must be a URL.", details=_CALLBACK)
+        if url is not None:
+            check_url_form(url, CALLBACK_FIELD)  # its address is checked at acceptance
+        if not isinstance(cache, bool):
+            raise InvalidRequest("cache must be true or false.", details={"field": "cache"})
+        self.callback_url, self.cache = url, cache
+        return self
 
     async def close(self) -> None:
         """Release the body's spooled files (multipart parsing keeps them open)."""
@@ -49,23 +83,25 @@ class JobRequest:
             await self.form.close()
 
     async def store_input(
-        self, services: Services, owner: str, cost: ScratchCost
+        self, services: Services, owner: str, cost: ScratchCost, *, digest: bool = False
     ) -> dict[str, Any]:
         """The input probed (415/413), checked to fit the scratch disk (507), and in storage,
-        before the job is accepted; as the record keeps it."""
+        before the job is accepted; as the record keeps it (with ``digest``: its SHA-256)."""
 
         def admit(info: AudioInfo, size: int) -> None:
             scratch_space(services).check(cost.bytes_for(info.duration, size))
 
         if self.upload_id is not None:
-            stored = await intake.stored_upload(services, self.upload_id, owner, admit)
+            stored = await intake.stored_upload(
+                services, self.upload_id, owner, admit, digest=digest
+            )
         elif self.url is not None:
-            stored = await intake.store_url(services, self.url, admit)
+            stored = await intake.store_url(services, self.url, admit, digest=digest)
         else:
             assert self.upload is not None
             upload = self.upload
             stored = await intake.store_body(
-                services, upload.file, upload.filename, upload.content_type, admit
+                services, upload.file, upload.filename, upload.content_type, admit, digest=digest
             )
         return stored.to_dict()
 
@@ -88,7 +124,7 @@ def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
     multipart = {
         "type": "object",
         "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary"}, **form},
+        "properties": {"file": {"type": "string", "format": "binary"}, **form, **JOB_FIELDS},
     }
     source = {
         "type": "object",
@@ -98,7 +134,7 @@ def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
         "type": "object",
         "required": ["input"],
         "additionalProperties": False,
-        "properties": {"input": source, **fields},
+        "properties": {"input": source, **fields, **JOB_FIELDS},
     }
     content = {"multipart/form-data": {"schema": multipart}, "application/json": {"schema": body}}
     return {"requestBody": {"required": True, "content": content}}
@@ -160,7 +196,7 @@ def _from_form(form: FormData, services: Services) -> JobRequest:
         )
     if size == 0:
         raise InvalidRequest("The uploaded file is empty.", details={"field": "file"})
-    return JobRequest(params, upload=upload, form=form)
+    return JobRequest(params, upload=upload, form=form).take_options()
 
 
 def _form_params(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -198,7 +234,7 @@ async def _read_json(request: Request) -> JobRequest:
     del body["input"]
     if url is not None:
         check_url_form(url)  # its address is checked when it is fetched, at acceptance
-    return JobRequest(body, upload_id=upload_id, url=url)
+    return JobRequest(body, upload_id=upload_id, url=url).take_options()
 
 
 Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any], ScratchCost]]]
@@ -216,19 +252,33 @@ async def accept_job(
 ) -> JSONResponse:
     """Validate, store the input, write the ``queued`` record, hand the job over: 202.
 
-    With an ``Idempotency-Key`` that another request claimed first, its job instead.
+    With an ``Idempotency-Key`` that another request claimed first, its job instead. A
+    request the result cache answers is saved already ``succeeded`` (nothing to run);
+    it is still handed over when it owes a callback, which the coordinator delivers.
     """
+    use_cache = job_request.cache and services.args.jobs.result_cache
     try:
         params, info, cost = await validate(job_request)
-        source = await job_request.store_input(services, owner, cost)
+        callback = await admission.checked_callback(services, job_request.callback_url)
+        source = await job_request.store_input(services, owner, cost, digest=use_cache)
     finally:
         await job_request.close()
     record = JobRecord(
-        job_id=new_job_id(), kind=kind, owner=owner, params=params, input=source, info=info
+        job_id=new_job_id(),
+        kind=kind,
+        owner=owner,
+        params=params,
+        input=source,
+        info=info,
+        callback=callback,
     )
+    if use_cache:
+        record = await admission.from_cache(services, record)
     if (earlier := await admission.claim(request, services, record)) is not None:
         return earlier
     await asyncio.to_thread(services.jobs.save, record)
-    await admission.accepted(services, record)
-    await services.launcher.submit(kind, record.job_id)
+    if record.cached_from is None:
+        await admission.accepted(services, record)
+    if record.cached_from is None or record.callback_pending:
+        await services.launcher.submit(kind, record.job_id)
     return JSONResponse(present(request, services, record), status_code=202)

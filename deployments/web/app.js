@@ -6,8 +6,9 @@ import {
   sameOriginPath, setApiKey,
 } from "./api.js";
 import { setupCaptions } from "./captions.js";
+import { Mixer } from "./mixer.js";
 import {
-  el, percent, renderArchive, renderStems, renderTranscript, renderTranscriptFiles,
+  el, percent, renderArchive, renderRecent, renderTranscript, renderTranscriptFiles,
 } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +23,8 @@ const STATUS_TEXT = {
 };
 
 let catalogue = { separation: { models: [] }, transcription: { models: [] } };
+let mixer = null;
+const RECENT_LIMIT = 10;
 
 function say(text) {
   $("status").textContent = text;
@@ -159,12 +162,15 @@ async function runJob(kind, file) {
   }
   setBar("job", 1);
   await showResult(done.result);
-  say("Done.");
+  say(done.cached ? "Done: the same request was answered before, so its result is reused." : "Done.");
+  loadRecent();
 }
 
 async function showResult(result) {
   const outputs = result.outputs || {};
-  renderStems($("stems-list"), outputs);
+  mixer?.stop();
+  mixer = new Mixer($("mixer"), outputs);
+  $("mixer").hidden = mixer.render() === 0;
   renderArchive($("archive"), result.archive);
   renderTranscriptFiles($("transcript-files"), outputs);
   $("transcript-view").hidden = true;
@@ -206,6 +212,30 @@ async function onSubmit(event) {
   }
 }
 
+// The tenant's latest jobs; a finished one reopens with fresh download URLs.
+async function loadRecent() {
+  let page;
+  try {
+    page = await getJson(`v1/jobs?limit=${RECENT_LIMIT}`);
+  } catch {
+    return; // the key form or the error box already says why
+  }
+  $("recent-empty").hidden = renderRecent($("recent"), page.jobs, openJob) > 0;
+}
+
+async function openJob(jobId) {
+  clearError();
+  try {
+    const job = await getJson(`v1/jobs/${jobId}`);
+    $("progress").hidden = true;
+    await showResult(job.result);
+    say("Reopened an earlier job.");
+    $("result-heading").scrollIntoView();
+  } catch (error) {
+    showError(error);
+  }
+}
+
 function showChosenFile() {
   const file = $("file").files[0];
   $("file-hint").textContent = file ? `${file.name} (${(file.size / 1e6).toFixed(1)} MB)` : "Drop a file here or pick one.";
@@ -243,6 +273,7 @@ function setupKey() {
     clearError();
     say("Key saved. Loading the models…");
     if (await loadModels()) say("Pick a file to begin.");
+    loadRecent();
   });
 }
 
@@ -257,8 +288,10 @@ function main() {
   $("two-stems").addEventListener("change", syncStemChoices);
   setupDrop();
   syncMode();
+  $("recent-refresh").addEventListener("click", loadRecent);
   setupCaptions(apiUrl("v1/stream/transcriptions"), apiUrl("static/pcm-worklet.js"));
   loadModels();
+  loadRecent();
 }
 
 main();

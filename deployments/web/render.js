@@ -1,4 +1,5 @@
-// Building the result view: stem players, downloads, the transcript with timestamps.
+// Building the result view: downloads, the transcript with timestamps, recent jobs
+// (the stem mixer is mixer.js).
 // Text from the API only ever goes through textContent.
 
 const TRANSCRIPT_FILES = ["srt", "vtt", "txt", "lrc", "json"];
@@ -29,23 +30,6 @@ function download(link, label) {
   return el("a", { href: link.url, download: link.filename || "", class: "button secondary" }, label);
 }
 
-// Every audio output as a player plus its download link.
-export function renderStems(list, outputs) {
-  list.replaceChildren();
-  for (const [name, output] of Object.entries(outputs)) {
-    if (!isAudio(output)) continue;
-    const id = `stem-${name}`;
-    const item = el("li", { class: "stem" });
-    item.append(
-      el("h3", { id }, name),
-      el("audio", { controls: "", preload: "metadata", src: output.url, "aria-labelledby": id }),
-      download(output, `Download ${name}`),
-    );
-    list.append(item);
-  }
-  return list.children.length;
-}
-
 export function renderArchive(holder, archive) {
   holder.replaceChildren();
   holder.hidden = !archive;
@@ -72,4 +56,25 @@ export function renderTranscript(list, transcript) {
     list.append(item);
   }
   if (list.children.length === 0) list.append(el("li", {}, "No speech was heard."));
+}
+
+const KIND_TEXT = { separation: "Stems", transcription: "Transcript", lyrics: "Lyrics" };
+
+// The tenant's recent jobs, newest first; finished ones get an Open button.
+export function renderRecent(list, jobs, onOpen) {
+  list.replaceChildren();
+  for (const job of jobs) {
+    const when = new Date(job.created_at).toLocaleString();
+    const item = el("li", { "data-job": job.job_id });
+    const label = `${KIND_TEXT[job.kind] || job.kind} · ${when} · ${job.status}${job.cached ? " (cached)" : ""}`;
+    item.append(el("span", {}, label), " ");
+    if (job.status === "succeeded") {
+      const open = el("button", { type: "button", class: "secondary" }, "Open");
+      open.setAttribute("aria-label", `Open ${KIND_TEXT[job.kind] || job.kind} of ${when}`);
+      open.addEventListener("click", () => onOpen(job.job_id));
+      item.append(open);
+    }
+    list.append(item);
+  }
+  return list.children.length;
 }

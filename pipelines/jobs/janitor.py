@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipelines.errors import NotFound
+from pipelines.jobs.cache import retained_from
 from pipelines.jobs.records import JobRecord, JobStatus, JobStore, job_prefix
 from pipelines.storage import ObjectInfo
 
@@ -47,7 +48,8 @@ class Janitor:
 
         A running job's sign of life is its heartbeat; a queued job's, its acceptance
         (its call to a coordinator was lost, or it waited that long in a queue; either
-        way, running it through the lease is safe).
+        way, running it through the lease is safe). A finished job whose callback is
+        still owed counts too: its delivery heartbeats like a run.
         """
         cutoff = now - self._stale_after
         unfinished = self._unfinished(_by_folder(self._store.storage.list("jobs/")))
@@ -97,9 +99,9 @@ class Janitor:
             record = self._read(job_id)
             if record is None:
                 continue
-            if record.status.finished:
-                self._finished[job_id] = record.finished_at or record.created_at
-            else:
+            if record.status.finished and not record.callback_pending:
+                self._finished[job_id] = retained_from(record)
+            else:  # a finished job that still owes its callback is watched like a running one
                 unfinished[job_id] = record
         return unfinished
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipelines.errors import NotFound
+from pipelines.jobs.callbacks import Callback
 from pipelines.storage import Storage
 
 
@@ -65,6 +66,20 @@ class JobRecord:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per stage of the last attempt (decode, queue_wait, forward, stitch,
     encode, upload...), summed over the job; concurrent work counts once per piece."""
+    callback: Callback | None = None
+    """``callback_url`` and its delivery; pending until delivered or given up."""
+    cache_key: str | None = None
+    """The result-cache key of the request (``pipelines.jobs.cache``); None: not cached."""
+    cached_from: str | None = None
+    """Set on a job answered from the cache: the earlier job whose outputs it lists."""
+    retain_from: float | None = None
+    """When retention starts counting, if not at ``finished_at``: a cached job shares the
+    earlier job's files, so it expires with that job."""
+
+    @property
+    def callback_pending(self) -> bool:
+        """A finished job still owes its callback (the reaper watches for these too)."""
+        return self.callback is not None and self.callback.pending
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -78,6 +93,8 @@ class JobRecord:
         raw["outputs"] = [OutputFile(**o) for o in raw.get("outputs", [])]
         if raw.get("archive"):
             raw["archive"] = OutputFile(**raw["archive"])
+        if raw.get("callback"):
+            raw["callback"] = Callback.from_dict(raw["callback"])
         return cls(**raw)
 
 

@@ -25,7 +25,8 @@ from pipelines.jobs.records import JobRecord, JobStatus, JobStore
 log = logging.getLogger(__name__)
 
 ClaimedRun = Callable[[JobRecord, JobLease], Awaitable[JobRecord]]
-"""Runs a claimed job to its final record (``run_file_job`` with the lease)."""
+"""Runs a claimed job to its final record (``run_file_job`` with the lease); also the
+shape of a claimed finished job's callback delivery."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,17 @@ class RecoveryPolicy:
 
 
 async def run_exclusively(
-    store: JobStore, job_id: str, owner: str, policy: RecoveryPolicy, run: ClaimedRun
+    store: JobStore,
+    job_id: str,
+    owner: str,
+    policy: RecoveryPolicy,
+    run: ClaimedRun,
+    deliver: ClaimedRun | None = None,
 ) -> JobStatus:
-    """Run the job if no one else is running it; its status when this call returns."""
+    """Run the job if no one else is running it, then deliver its callback if one is
+    owed (``deliver``, under the same lease); its status when this call returns."""
     record = await asyncio.to_thread(store.get, job_id)
-    if record.status.finished:
+    if _done(record):
         return record.status
     claim = JobLease.claim
     lease = await asyncio.to_thread(claim, store.storage, job_id, owner, policy.stale_after)
@@ -57,24 +64,38 @@ async def run_exclusively(
         return record.status
     try:
         record = await asyncio.to_thread(store.get, job_id)
-        if record.status.finished:
-            return record.status
-        if await asyncio.to_thread(store.cancel_requested, job_id):
-            await _close(store, record, JobStatus.CANCELLED, None)
-        elif record.attempts >= policy.max_attempts:
-            log.error("job %s abandoned after %d attempts", job_id, record.attempts)
-            error = JobAbandoned(
-                f"The job was interrupted {record.attempts} times; giving up.",
-                details={"attempts": record.attempts},
-            )
-            await _close(store, record, JobStatus.FAILED, error.to_dict())
-        else:
-            if record.attempts:
-                log.warning("job %s: starting attempt %d", job_id, record.attempts + 1)
-            record = await run(record, lease)
+        if not record.status.finished:
+            record = await _start(store, record, lease, policy, run)
+        if record.status.finished and record.callback_pending and deliver is not None:
+            record = await deliver(record, lease)
         return record.status
     finally:
         await asyncio.to_thread(lease.release)
+
+
+def _done(record: JobRecord) -> bool:
+    """Nothing left to do for this job: finished, and no callback owed."""
+    return record.status.finished and not record.callback_pending
+
+
+async def _start(
+    store: JobStore, record: JobRecord, lease: JobLease, policy: RecoveryPolicy, run: ClaimedRun
+) -> JobRecord:
+    job_id = record.job_id
+    if await asyncio.to_thread(store.cancel_requested, job_id):
+        await _close(store, record, JobStatus.CANCELLED, None)
+    elif record.attempts >= policy.max_attempts:
+        log.error("job %s abandoned after %d attempts", job_id, record.attempts)
+        error = JobAbandoned(
+            f"The job was interrupted {record.attempts} times; giving up.",
+            details={"attempts": record.attempts},
+        )
+        await _close(store, record, JobStatus.FAILED, error.to_dict())
+    else:
+        if record.attempts:
+            log.warning("job %s: starting attempt %d", job_id, record.attempts + 1)
+        record = await run(record, lease)
+    return record
 
 
 async def _close(

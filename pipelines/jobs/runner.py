@@ -5,7 +5,8 @@ one run), gives it a scratch folder, and runs its steps under the shared lifecyc
 (``lifecycle.run_job``: heartbeat, cancel, outputs before ``succeeded``). The steps:
 fetch the input into the folder, check the scratch disk it needs, run the kind's
 pipeline. Models are reached through ``JobEngines``, so the service passes remote
-workers and tests pass in-process ones.
+workers and tests pass in-process ones. Once the job is finished, still under the
+lease: a success is indexed in the result cache, and the callback is delivered.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from typing import Protocol
 
 from config import LimitsArgs
 from pipelines import audio
+from pipelines.errors import StorageUnavailable
+from pipelines.jobs.cache import ResultCache
 from pipelines.jobs.context import HEARTBEAT_SECONDS, JobContext
+from pipelines.jobs.delivery import CallbackDelivery, RetryPolicy, deliver
 from pipelines.jobs.inputs import materialise_input
 from pipelines.jobs.kinds import JobKind, scratch_cost
-from pipelines.jobs.lease import JobLease
+from pipelines.jobs.lease import JobLease, LeaseLost
 from pipelines.jobs.lifecycle import run_job
 from pipelines.jobs.params import SeparationParams
 from pipelines.jobs.records import JobRecord, JobStatus, JobStore
@@ -36,6 +40,7 @@ from pipelines.lyrics import LyricsParams, lyrics
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = RecoveryPolicy(stale_after=4 * HEARTBEAT_SECONDS, max_attempts=3)
+NO_CALLBACKS = CallbackDelivery(None, RetryPolicy(max_attempts=1, backoff=1.0, max_backoff=1.0))
 
 JobParams = SeparationParams | TranscriptionParams | LyricsParams
 
@@ -81,6 +86,8 @@ class JobRunner:
         owner: str | None = None,
         policy: RecoveryPolicy = DEFAULT_POLICY,
         observer: JobObserver | None = None,
+        callbacks: CallbackDelivery = NO_CALLBACKS,
+        cache: ResultCache | None = None,
     ) -> None:
         self._store = store
         self._engines = engines
@@ -89,12 +96,14 @@ class JobRunner:
         self._owner = owner or f"local-{os.getpid()}-{secrets.token_hex(4)}"
         self._policy = policy
         self._observer = observer or _Unobserved()
+        self._callbacks = callbacks
+        self._cache = cache
 
     async def run(self, job_id: str) -> JobStatus:
         """Carry the job to a final state and return it; at once, with its current
         state, when another runner holds the job."""
         return await run_exclusively(
-            self._store, job_id, self._owner, self._policy, self._run_claimed
+            self._store, job_id, self._owner, self._policy, self._run_claimed, self._deliver
         )
 
     async def _run_claimed(self, record: JobRecord, lease: JobLease) -> JobRecord:
@@ -108,6 +117,20 @@ class JobRunner:
             )
         self._observer.finished(record)
         log.info("job %s (%s) %s", record.job_id, record.kind, record.status.value)
+        if self._cache is not None and record.status is JobStatus.SUCCEEDED:
+            try:
+                await asyncio.to_thread(self._cache.remember, record)
+            except StorageUnavailable as exc:  # a missed entry only costs a re-run later
+                log.warning("job %s: not indexed in the result cache (%s)", record.job_id, exc)
+        return record
+
+    async def _deliver(self, record: JobRecord, lease: JobLease) -> JobRecord:
+        heartbeat = self._policy.heartbeat
+        ctx = JobContext(self._store, record, lease=lease, renew_interval=heartbeat)
+        try:
+            await deliver(ctx, self._callbacks, heartbeat)
+        except LeaseLost:
+            log.warning("job %s: callback taken over by another replica", record.job_id)
         return record
 
     async def _steps(self, ctx: JobContext, scratch: JobScratch) -> None:

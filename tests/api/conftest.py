@@ -71,7 +71,7 @@ def services(
     args = make_args(model_repo)
     jobs = JobStore(storage)
     scratch = ScratchSpace(settings.scratch_dir)
-    launcher = InProcessLauncher(jobs, args, separators, transcriber, scratch)
+    launcher = InProcessLauncher(jobs, args, separators, transcriber, scratch, settings)
     return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.signer)
 
 

@@ -21,16 +21,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 STEMS = ["drums", "bass", "other", "vocals"]
 TIMESTAMP = re.compile(r"^\d+:\d\d\.\d \N{EN DASH} \d+:\d\d\.\d$")
 
-PLAY = """async (audio) => {
-  await audio.play();
-  const started = audio.currentTime;
-  // Playing shows as time moving; on a loaded machine it may take a while to start.
-  const deadline = Date.now() + 15000;
-  while (audio.currentTime <= started && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  audio.pause();
-  return { started, now: audio.currentTime, readyState: audio.readyState };
+STEM_TIMES = "() => [...document.querySelectorAll('#stems-list audio')].map((a) => a.currentTime)"
+SILENT_ONLY = """(silent) => {
+  const strips = [...document.querySelectorAll('#stems-list li')];
+  return strips.length > 0 && strips.every((li) => {
+    const level = li.querySelector('meter').value;
+    return silent.includes(li.dataset.stem) ? level === 0 : level > 0;
+  });
+}"""
+SEEK = """(slider, value) => {
+  slider.value = String(value);
+  slider.dispatchEvent(new Event('input'));
 }"""
 
 
@@ -53,12 +54,10 @@ def test_separate_a_song_play_a_stem_and_download_the_zip(page: Page) -> None:
     expect(page.locator("#status")).to_have_text("Done.")
     expect(page.locator("#error")).to_be_hidden()
 
-    players = page.locator("#stems-list audio")
-    expect(players).to_have_count(len(STEMS))
+    expect(page.locator("#stems-list audio")).to_have_count(len(STEMS))
     names = page.locator("#stems-list h3").all_inner_texts()
     assert sorted(names) == sorted(STEMS)
-    played = players.first.evaluate(PLAY)
-    assert played["readyState"] >= 2 and played["now"] > played["started"]
+    check_mixer(page)
     screenshot(page.locator("#result"), "result")
 
     with page.expect_download() as download:
@@ -67,6 +66,53 @@ def test_separate_a_song_play_a_stem_and_download_the_zip(page: Page) -> None:
     assert sorted(archive.namelist()) == sorted(f"{stem}.wav" for stem in STEMS)
     stem = audio.decode(io.BytesIO(archive.read("vocals.wav")), sample_rate=44100, channels=2)
     assert abs(stem.shape[-1] / 44100 - 6.0) < 0.05
+
+
+def check_mixer(page: Page) -> None:
+    """One transport plays every stem in sync; mute silences one; a seek moves them all."""
+    expect(page.locator("#stems-list canvas[data-drawn=true]")).to_have_count(len(STEMS))
+    page.click("#mixer-play")
+    expect(page.locator("#mixer-play")).to_have_text("Pause")
+    page.wait_for_function("() => document.querySelector('#stems-list audio').currentTime > 0.5")
+    times = page.evaluate(STEM_TIMES)
+    assert max(times) - min(times) < 0.1, times
+    levels_follow(page, silent=[])
+    page.get_by_label("Mute drums").check()
+    levels_follow(page, silent=["drums"])
+    page.locator("#mixer-seek").evaluate(SEEK, 1.0)
+    times = page.evaluate(STEM_TIMES)
+    assert all(1.0 <= t < 1.5 for t in times), times
+    expect(page.locator("#mixer-time")).to_have_text(re.compile(r"^0:0[12]\.\d$"))
+    page.get_by_label("Mute drums").uncheck()
+    page.get_by_label("Solo vocals").check()
+    levels_follow(page, silent=["drums", "bass", "other"])
+    page.get_by_label("Solo vocals").uncheck()
+    page.get_by_label("bass volume").evaluate(SEEK, 0)
+    levels_follow(page, silent=["bass"])
+    page.click("#mixer-play")
+    expect(page.locator("#mixer-play")).to_have_text("Play")
+
+
+def levels_follow(page: Page, silent: list[str]) -> None:
+    """Wait until exactly the ``silent`` stems' level meters read zero."""
+    page.wait_for_function(SILENT_ONLY, arg=silent, timeout=15_000)
+
+
+def test_a_recent_job_reopens_in_the_mixer(page: Page) -> None:
+    song = audio.encode(sine_mix(2.0, 44100, channels=2, seed=4), 44100, format="wav")
+    choose_file(page, "short.wav", song, "audio/wav")
+    page.select_option("#two-stems", "vocals")
+    page.click("#start")
+    expect(page.locator("#status")).to_have_text(re.compile("^Done"), timeout=120_000)
+    page.reload()
+    recent = page.locator("#recent li").first
+    expect(recent).to_contain_text("Stems")
+    expect(recent).to_contain_text("succeeded")
+    recent.get_by_role("button", name=re.compile("^Open")).click()
+    expect(page.locator("#status")).to_have_text("Reopened an earlier job.")
+    expect(page.locator("#stems-list h3")).to_have_count(2)
+    assert sorted(page.locator("#stems-list h3").all_inner_texts()) == ["no_vocals", "vocals"]
+    expect(page.locator("#stems-list canvas[data-drawn=true]")).to_have_count(2)
 
 
 def test_transcribe_speech_shows_the_text_with_timestamps(page: Page) -> None:

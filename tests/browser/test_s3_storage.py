@@ -17,12 +17,23 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import choose_file, deploy, use_api_key
-from tests.browser.test_jobs import PLAY
 from tests.s3server import S3Server
 from tests.serving import Stage
 from tests.speech import song_with_vocals
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+PLAY = """async (audio) => {
+  await audio.play();
+  const started = audio.currentTime;
+  // Playing shows as time moving; on a loaded machine it may take a while to start.
+  const deadline = Date.now() + 15000;
+  while (audio.currentTime <= started && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  audio.pause();
+  return { started, now: audio.currentTime, readyState: audio.readyState };
+}"""
 
 
 API_KEY = "browser-tier-key-0123456789"

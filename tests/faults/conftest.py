@@ -37,7 +37,8 @@ RATE = 44100
 STALE_AFTER = 20.0
 STORAGE_BUDGET = 8.0
 BAG_WEIGHTS = [[1.0, 0.5, 0.0, 2.0], [0.25, 1.0, 1.0, 3.0]]
-JOB_PARAMS = {"format": "wav", "bit_depth": 16, "shifts": 0, "seed": 7}
+JOB_PARAMS = {"format": "wav", "bit_depth": 16, "shifts": 0, "seed": 7, "cache": "false"}
+WEBHOOK_SECRET = "whsec_" + "c3RlbXNjcmliZS1mYXVsdHMtdGllcg=="
 
 
 def fault_args(model_repo: Path, **jobs: Any) -> AppArgs:
@@ -89,6 +90,7 @@ class FaultApp:
             s3_connect_timeout=1,
             s3_read_timeout=10,
             storage_retry_seconds=STORAGE_BUDGET,
+            webhook_secret=WEBHOOK_SECRET,
             scratch_dir=Path(tempfile.mkdtemp(prefix="faults-scratch-")),
         )
         self.variant: str | None = None
