@@ -37,7 +37,7 @@ RATE = 44100
 STALE_AFTER = 20.0
 STORAGE_BUDGET = 8.0
 BAG_WEIGHTS = [[1.0, 0.5, 0.0, 2.0], [0.25, 1.0, 1.0, 3.0]]
-JOB_PARAMS = {"format": "wav", "bit_depth": 16, "shifts": 0, "seed": 7, "cache": "false"}
+JOB_PARAMS = {"format": "wav", "bit_depth": 16, "shifts": 0, "seed": 7, "cache": False}
 WEBHOOK_SECRET = "whsec_" + "c3RlbXNjcmliZS1mYXVsdHMtdGllcg=="
 
 
