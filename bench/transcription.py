@@ -179,7 +179,7 @@ Direct sequential: one model, {opts.threads} threads. Concurrent (direct and ser
 | {n} × {clip}: {n} sequential direct vs {n} concurrent service (s) | {direct_seq:.2f} | {served_conc:.2f} | throughput **{direct_seq / served_conc:.3f}** (target ≥ 1.5) |
 | {n} × {clip}: {n} concurrent direct (same workers) vs {n} sequential direct (s) | {direct_conc:.2f} | | throughput {direct_seq / direct_conc:.3f} |
 
-The machine was shared with other jobs while this ran; figures vary from run to run.
+Timings include whatever else the machine ran at the time; they vary from run to run.
 
 Machine: {machine()}
 Command: `.venv/bin/python bench/transcription.py --seconds {opts.seconds:g} --threads {opts.threads} --workers {opts.workers}`
