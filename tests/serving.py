@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+
+from bench.common import wait_ready
+
+__all__ = ["APP", "TINY_HTDEMUCS", "Stage", "deploy", "follow_job", "sse_events", "wait_ready"]
 
 APP = "stemscribe"
 """The application name every in-process tier deploys under (route ``/``)."""
@@ -24,29 +27,6 @@ TINY_HTDEMUCS: dict[str, Any] = {
     "segment": 2,
 }
 """A complete but tiny HTDemucs: 2 s windows at 44.1 kHz, fast on a CPU."""
-
-
-def wait_ready(
-    base_url: str, timeout: float = 180.0, process: Any = None, verify: Any = True
-) -> None:
-    """Poll until the app's own routes answer (the proxy may answer 404 before that).
-
-    ``verify``: httpx's TLS verification (a CA file for a self-signed server).
-    """
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            response = httpx.get(f"{base_url}/readyz", timeout=10, verify=verify)
-            if response.status_code == 200 and response.json().get("status") == "ready":
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except (httpx.HTTPError, ValueError) as exc:
-            last = repr(exc)
-        time.sleep(1.0)
-    raise TimeoutError(f"{base_url} not ready after {timeout:.0f} s: {last}")
 
 
 def sse_events(client: httpx.Client, url: str, timeout: float = 300.0) -> Iterator[tuple[str, Any]]:
