@@ -30,6 +30,20 @@ class SeparationArgs(BaseModel):
     max_inflight_batches: int = Field(
         default=8, ge=1, description="Concurrent DemucsWorker calls one job keeps in flight."
     )
+    max_windows_per_pass: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Most windows a DemucsWorker runs in one forward pass. Calls that wait "
+        "while a pass runs (of any job, same model and window shape) go through the next "
+        "pass together, up to this many windows; 1 turns this cross-job batching off.",
+    )
+    batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long a DemucsWorker waits for more calls before an idle pass starts.",
+    )
     max_models_per_replica: int = Field(
         default=2, ge=1, description="Models a DemucsWorker replica keeps loaded (LRU)."
     )

@@ -18,7 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray.serve.handle import DeploymentHandle
 
 from config import AppArgs, Settings
@@ -37,7 +36,7 @@ from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.jobs.transcription import SegmentStream
 from pipelines.model_catalog import ModelCatalog
-from pipelines.separation import BatchOutput, Separator, load_model
+from pipelines.separation import BatchOutput, Separator, WindowBatch, load_model
 from pipelines.storage import open_storage
 from pipelines.storage.retrying import RetryingStorage
 
@@ -144,11 +143,11 @@ class JobCoordinator:
         """Model structure for planning (its weights stay unused here); loaded once."""
         return await self._separators.get(name)
 
-    async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> BatchOutput:
+    async def _forward(self, model: str, batch: WindowBatch) -> BatchOutput:
         handle = self._worker.options(multiplexed_model_id=model)
 
         async def call() -> BatchOutput:
-            result: BatchOutput = await handle.forward.remote(sub_model, batch)
+            result: BatchOutput = await handle.forward.remote(batch)
             return result
 
         return await retry_on_replica_death(call, what=f"DemucsWorker.forward ({model})")

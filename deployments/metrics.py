@@ -9,12 +9,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from pipelines.errors import StorageUnavailable
 from pipelines.jobs import JobRecord
+
+if TYPE_CHECKING:  # the Ingress imports this module and never loads torch
+    from pipelines.separation import PassReport
 
 
 def _keys(*names: str) -> Any:
@@ -40,6 +43,21 @@ WINDOWS_PER_BATCH = Histogram(
     "stemscribe_windows_per_batch",
     "Demucs windows in one DemucsWorker forward pass.",
     boundaries=[1, 2, 4, 8, 16, 32],
+)
+JOBS_PER_PASS = Histogram(
+    "stemscribe_jobs_per_pass",
+    "Separation jobs whose windows shared one DemucsWorker forward pass.",
+    boundaries=[1, 2, 3, 4, 8, 16],
+)
+PASS_WAIT = Histogram(
+    "stemscribe_pass_wait_seconds",
+    "Seconds a DemucsWorker call waited for its forward pass to start.",
+    boundaries=[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+)
+FORWARD_SECONDS = Histogram(
+    "stemscribe_forward_seconds",
+    "Seconds of one DemucsWorker forward pass.",
+    boundaries=[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
 )
 STAGE_SECONDS = Histogram(
     "stemscribe_stage_seconds",
@@ -87,6 +105,15 @@ STORAGE_ERRORS = Counter(
     "Storage calls that failed (after the backend's own retries).",
     tag_keys=_keys("operation"),
 )
+
+
+def record_pass(report: PassReport) -> None:
+    """One DemucsWorker forward pass: its windows, jobs, waits and time."""
+    WINDOWS_PER_BATCH.observe(report.windows)
+    JOBS_PER_PASS.observe(report.jobs)
+    FORWARD_SECONDS.observe(report.forward_seconds)
+    for wait in report.waits:
+        PASS_WAIT.observe(wait)
 
 
 class JobMeter:

@@ -8,12 +8,14 @@ Nothing here imports ``ray``.
 
 from __future__ import annotations
 
+from pipelines.separation.batching import BatchKey, PassReport, WindowBatcher
 from pipelines.separation.models import (
     HTDEMUCS_KWARGS,
     MODEL_INIT_SEED,
     SOURCES,
     BatchOutput,
     Separator,
+    WindowBatch,
     load_model,
     run_batch,
     save_bag,
@@ -36,13 +38,17 @@ __all__ = [
     "HTDEMUCS_KWARGS",
     "MODEL_INIT_SEED",
     "SOURCES",
+    "BatchKey",
     "BatchOutput",
     "Normalisation",
     "OverlapAdd",
     "Pass",
+    "PassReport",
     "SeparationPlan",
     "Separator",
     "Window",
+    "WindowBatch",
+    "WindowBatcher",
     "center_trim",
     "denormalise",
     "draw_shift_offsets",

@@ -33,6 +33,7 @@ __all__ = [
     "SOURCES",
     "BatchOutput",
     "Separator",
+    "WindowBatch",
     "load_model",
     "run_batch",
     "save_bag",
@@ -204,6 +205,17 @@ def load_model(name: str, repo: Path | None = None) -> Separator:
             },
         ) from exc
     return Separator.from_model(name, model)
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """What a coordinator sends a worker: one job's windows for one sub-model."""
+
+    job_id: str
+    """The job the windows belong to (windows of several jobs may share a forward pass)."""
+    sub_model: int
+    windows: npt.NDArray[np.float32]
+    """Padded windows (B, channels, padded_length)."""
 
 
 @dataclass(frozen=True)

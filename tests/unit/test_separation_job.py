@@ -21,6 +21,7 @@ from pipelines.jobs.separation import SeparationEngine, separate
 from pipelines.separation import (
     BatchOutput,
     Separator,
+    WindowBatch,
     load_model,
     save_bag,
     save_random_htdemucs,
@@ -56,8 +57,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def engine_for(separator: Separator, max_inflight: int = 2, batch: int = 2) -> SeparationEngine:
-    async def forward(sub_model: int, windows: np.ndarray) -> BatchOutput:
-        return timed_batch(separator.models[sub_model], windows)
+    async def forward(batch: WindowBatch) -> BatchOutput:
+        return timed_batch(separator.models[batch.sub_model], batch.windows)
 
     return SeparationEngine(separator, forward, batch_size=batch, max_inflight=max_inflight)
 
