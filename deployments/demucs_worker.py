@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from ray import serve
 from config import SeparationArgs
 from deployments.health import ModelHealth
 from deployments.metrics import record_pass
-from deployments.resources import set_torch_threads, torch_device
+from deployments.resources import set_torch_threads, window_device
 from pipelines.probes import probe_separator
 from pipelines.separation import (
     BatchKey,
@@ -27,7 +28,6 @@ from pipelines.separation import (
     WindowBatch,
     WindowBatcher,
     load_model,
-    timed_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,16 @@ class DemucsWorker:
 
     def __init__(self, args: SeparationArgs, threads: int) -> None:
         set_torch_threads(threads)
-        self.device = torch_device()
+        self.device = window_device(args)
         self._windows = 0
-        self._health = ModelHealth(lambda separator: probe_separator(separator, self.device))
+        self._health = ModelHealth(lambda separator: probe_separator(separator, self.device.name))
         self._repo = Path(args.model_repo) if args.model_repo else None
-        log.info("DemucsWorker on %s with %d threads", self.device, threads)
+        log.info("DemucsWorker on %s with %d threads", self.device.label, threads)
 
         # A plain function, not a bound method: Serve keeps its LRU cache on the callable.
         async def load(name: str) -> Separator:
             separator = await asyncio.to_thread(load_model, name, self._repo)
-            return separator.to(self.device)
+            return separator.to(self.device.name)
 
         self._models = serve.multiplexed(max_num_models_per_replica=args.max_models_per_replica)(
             load
@@ -69,11 +69,16 @@ class DemucsWorker:
 
     async def _pass(self, key: BatchKey, windows: np.ndarray) -> BatchOutput:
         separator = await self._models(key.model)
+        model = separator.models[key.sub_model]
+        staged = await asyncio.to_thread(self.device.stage, windows)
         # One forward pass at a time: the device is the bottleneck; calls that arrive
-        # meanwhile wait in the batcher and go through the next pass together.
+        # meanwhile wait in the batcher and go through the next pass together, and the
+        # next pass's windows are staged while this one computes.
         async with self._health.exclusive(separator):
-            model = separator.models[key.sub_model]
-            return await asyncio.to_thread(timed_batch, model, windows, self.device)
+            started = time.perf_counter()
+            output = await asyncio.to_thread(self.device.forward, model, staged)
+            seconds = time.perf_counter() - started
+        return BatchOutput(await asyncio.to_thread(self.device.fetch, output), seconds)
 
     async def check_health(self) -> None:
         """Serve's health check: the last model used still runs on this device."""
@@ -85,7 +90,7 @@ class DemucsWorker:
 
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
-            "device": self.device,
+            "device": self.device.label,
             "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": torch.get_num_threads(),

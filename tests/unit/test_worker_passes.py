@@ -1,4 +1,4 @@
-"""Cross-job batching on the DemucsWorker: calls of several jobs share forward passes."""
+"""A DemucsWorker's passes: calls of several jobs share them; where they run."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pipelines.separation import (
     run_batch,
     timed_batch,
 )
+from pipelines.separation.device import Precision, SimulatedDevice, TorchDevice
 from tests.unit.test_separation import SR, tiny_htdemucs
 
 pytestmark = pytest.mark.unit
@@ -126,3 +127,33 @@ def test_a_shared_pass_of_a_real_htdemucs_equals_each_jobs_own_pass() -> None:
         asyncio.run(scenario())
     finally:
         torch.set_num_threads(threads)
+
+
+def test_torch_device_passes_equal_run_batch_and_bf16_stays_close() -> None:
+    model = tiny_htdemucs(4)
+    batch = windows(2, seed=20, length=int(model.segment * SR))
+    expected = run_batch(model, batch)
+    fp32 = TorchDevice("cpu")
+    staged = fp32.stage(batch)
+    np.testing.assert_array_equal(fp32.fetch(fp32.forward(model, staged)), expected)
+    bf16 = TorchDevice("cpu", Precision.BF16)
+    reduced = bf16.fetch(bf16.forward(model, bf16.stage(batch)))
+    assert reduced.dtype == np.float32 and reduced.shape == expected.shape
+    assert np.isfinite(reduced).all()
+    assert 0 < np.abs(reduced - expected).max() <= 0.05 * np.abs(expected).max()
+
+
+def test_simulated_device_returns_zeros_shaped_like_the_model_output() -> None:
+    model = tiny_htdemucs(4)
+    device = SimulatedDevice(fixed_s=0.0, per_window_s=0.001)
+    output = device.fetch(device.forward(model, device.stage(windows(3, seed=1, length=80))))
+    assert output.shape == (3, len(model.sources), 2, 80) and not output.any()
+    assert device.name == "cpu" and device.label == "simulated"
+
+
+def test_the_config_file_app_builder_refuses_a_simulated_device() -> None:
+    from deployments.app import build_app
+
+    args = {"separation": {"simulated_device": {"fixed_s": 0.01, "per_window_s": 0.01}}}
+    with pytest.raises(ValueError, match="simulated_device is for benchmarks"):
+        build_app(args)
