@@ -14,8 +14,8 @@ no download). Three measurements, about 6 minutes on an H100-class GPU:
    ``python -m demucs.separate`` on the same 8 files (target: at least 3 times);
 3. which GPU each worker replica was given (both the same one).
 
-``--device cpu`` runs the same steps on the CPU with small inputs (a check of the
-script, not a figure).
+``--device cpu --tiny`` runs the same steps on the CPU with a small model and small
+inputs (a check of the script, not a figure).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bench.common import bench_port, machine, wait_ready, write_section
-from bench.memory import song, upload
+from bench.memory import TINY, song, upload
 from config import AppArgs, Settings
 from pipelines.separation import load_model, save_random_htdemucs
 from pipelines.separation.device import Precision, TorchDevice
@@ -166,13 +166,16 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--track-minutes", type=float, default=3.0)
     parser.add_argument("--port", type=int, default=bench_port(28600))
+    parser.add_argument(
+        "--tiny", action="store_true", help="a small random HTDemucs: checks the script quickly"
+    )
     opts = parser.parse_args()
     if opts.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run on a GPU machine, or pass --device cpu to check")
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         work = Path(tmp)
         repo = work / "models"
-        save_random_htdemucs(repo, MODEL, seed=0)
+        save_random_htdemucs(repo, MODEL, seed=0, **(TINY if opts.tiny else {}))
         passes = forward_passes(repo, opts.device, opts.batches, opts.repeats)
         tracks = [song(opts.track_minutes, work / f"track-{i}.wav") for i in range(opts.tracks)]
         cli = command_line(repo, tracks, work, opts.device)
@@ -198,9 +201,8 @@ def report(
     per_hour = {name: opts.tracks * 3600 / s for name, s in (("cli", cli), ("service", served))}
     ratio = per_hour["service"] / per_hour["cli"]
     shared = len(gpu_ids) == 2 and gpu_ids[0] == gpu_ids[1] and bool(gpu_ids[0])
-    check = (
-        "" if opts.device == "cuda" else "\n**A check of the script on the CPU, not a figure.**\n"
-    )
+    checking = opts.device != "cuda" or opts.tiny
+    check = "\n**A check of the script, not a figure.**\n" if checking else ""
     body = f"""## Separation on one GPU
 {check}
 Full htdemucs architecture (random weights), windows of 7.8 s stereo at 44.1 kHz.
