@@ -111,7 +111,7 @@ def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
     """The model name and the CLI's repo flags."""
     if model != "tiny":
         return model, []
-    from pipelines.separation import save_random_htdemucs
+    from harness.models import save_random_htdemucs
 
     save_random_htdemucs(repo, "tiny_htdemucs_44k", seed=0, **TINY)
     return "tiny_htdemucs_44k", ["--repo", str(repo)]

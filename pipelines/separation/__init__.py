@@ -9,15 +9,12 @@ Nothing here imports ``ray``.
 from __future__ import annotations
 
 from pipelines.separation.models import (
-    HTDEMUCS_KWARGS,
     MODEL_INIT_SEED,
     SOURCES,
     BatchOutput,
     Separator,
     load_model,
     run_batch,
-    save_bag,
-    save_random_htdemucs,
     timed_batch,
 )
 from pipelines.separation.normalise import (
@@ -33,7 +30,6 @@ from pipelines.separation.shifts import draw_shift_offsets
 
 __all__ = [
     "EPSILON",
-    "HTDEMUCS_KWARGS",
     "MODEL_INIT_SEED",
     "SOURCES",
     "BatchOutput",
@@ -49,8 +45,6 @@ __all__ = [
     "load_model",
     "normalise",
     "run_batch",
-    "save_bag",
-    "save_random_htdemucs",
     "separate",
     "timed_batch",
     "transition_weight",

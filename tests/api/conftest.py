@@ -10,9 +10,10 @@ from starlette.testclient import TestClient
 
 from config import AppArgs, Settings
 from deployments.api import Services, create_api
+from harness.models import save_random_htdemucs
 from pipelines.jobs import JobStore
 from pipelines.jobs.scratch import ScratchSpace
-from pipelines.separation import Separator, load_model, save_random_htdemucs
+from pipelines.separation import Separator, load_model
 from pipelines.storage import LocalStorage, open_storage
 from pipelines.transcription import load_whisper
 from tests.fakes import InProcessLauncher, InProcessTranscriber
