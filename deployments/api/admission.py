@@ -15,9 +15,10 @@ import time
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from deployments.api.errors import TooManyJobs
 from deployments.api.jobs import present
 from deployments.api.services import Services
-from pipelines.errors import IdempotencyConflict, InvalidRequest, NotFound, TooManyJobs
+from pipelines.errors import IdempotencyConflict, InvalidRequest, NotFound
 from pipelines.fetch import check_url
 from pipelines.jobs import JobRecord
 from pipelines.jobs.active import ActiveJobs

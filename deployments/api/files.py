@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from deployments.api import intake
-from deployments.api.intake import max_upload_bytes
 from deployments.api.services import Services, get_services
+from deployments.api.urls import FILES_ROUTE
 from pipelines.errors import InvalidSignature, NotFound, PayloadTooLarge
 from pipelines.storage.signing import UrlSigner
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix=FILES_ROUTE.rstrip("/"), tags=["files"])
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -97,8 +97,7 @@ async def upload(
     _signer(services).verify("PUT", key, exp, sig)
     if not intake.is_upload_input_key(key):
         raise InvalidSignature("Uploads may only target an upload's input.")
-    declared = await intake.declared_size(services, key)
-    limit = min(declared or 0, max_upload_bytes(services))
+    limit = await intake.declared_size(services, key) or 0  # never above the upload limit
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
         size = 0
         async for chunk in request.stream():

@@ -18,11 +18,11 @@ from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
 from deployments.api import admission, intake
-from deployments.api.intake import max_upload_bytes
+from deployments.api.bodies import upload_part
 from deployments.api.jobs import present
 from deployments.api.services import Services
 from pipelines.audio import AudioInfo
-from pipelines.errors import InvalidRequest, PayloadTooLarge
+from pipelines.errors import InvalidRequest
 from pipelines.fetch import check_url_form
 from pipelines.jobs import JobRecord, new_job_id
 from pipelines.jobs.scratch import ScratchCost, ScratchSpace
@@ -151,7 +151,6 @@ def _form_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 async def read_job_request(request: Request, services: Services) -> JobRequest:
     """Parameters and input from either request form (body uploads not yet stored)."""
-    _check_declared_size(request, services)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         return await _read_multipart(request, services)
@@ -161,16 +160,6 @@ async def read_job_request(request: Request, services: Services) -> JobRequest:
         "Send multipart/form-data with a file= part, or JSON with an input object.",
         details={"content_type": content_type},
     )
-
-
-def _check_declared_size(request: Request, services: Services) -> None:
-    declared = request.headers.get("content-length")
-    limit = max_upload_bytes(services)
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise PayloadTooLarge(
-            f"The request is {int(declared)} bytes; the upload limit is {limit} bytes.",
-            details={"limit_bytes": limit},
-        )
 
 
 async def _read_multipart(request: Request, services: Services) -> JobRequest:
@@ -183,19 +172,8 @@ async def _read_multipart(request: Request, services: Services) -> JobRequest:
 
 
 def _from_form(form: FormData, services: Services) -> JobRequest:
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequest("The multipart body needs a file= part.", details={"field": "file"})
+    upload = upload_part(form, "file", services)
     params = _form_params([(k, v) for k, v in form.multi_items() if k != "file"])
-    size = upload.size if upload.size is not None else 0
-    limit = max_upload_bytes(services)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"The file is {size} bytes; the upload limit is {limit} bytes.",
-            details={"limit_bytes": limit},
-        )
-    if size == 0:
-        raise InvalidRequest("The uploaded file is empty.", details={"field": "file"})
     return JobRequest(params, upload=upload, form=form).take_options()
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.api import intake
+from deployments.api.bodies import max_upload_bytes
 from deployments.api.services import Services, current_owner, get_services
 from deployments.api.urls import absolute
 from pipelines.errors import PayloadTooLarge
@@ -35,7 +36,7 @@ async def create_upload(
     The URL grants one PUT of at most ``bytes`` to this upload's input and nothing
     else; a larger object is deleted when a job names it.
     """
-    limit = intake.max_upload_bytes(services)
+    limit = max_upload_bytes(services)
     if body.bytes > limit:
         raise PayloadTooLarge(
             f"The file is {body.bytes} bytes; the upload limit is {limit} bytes.",

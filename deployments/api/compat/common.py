@@ -11,14 +11,14 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from deployments.api import admission
 from deployments.api.separations import checked_separation, separation_cost
 from deployments.api.services import Services
-from deployments.api.submission import JobRequest, accept_job, max_upload_bytes
+from deployments.api.submission import JobRequest, accept_job
 from deployments.api.transcriptions import checked_transcription
-from pipelines.errors import InvalidRequest, JobNotFinished, PayloadTooLarge
+from pipelines.errors import InvalidRequest, JobNotFinished
 from pipelines.jobs import JobRecord, JobStatus, OutputFile, SeparationParams
 from pipelines.jobs.kinds import SPEECH_COST
 from pipelines.jobs.scratch import ScratchCost
@@ -53,23 +53,6 @@ def message(record: JobRecord) -> str:
         return "Cancelled."
     error = record.error or {}
     return str(error.get("message") or "The job failed.")
-
-
-def form_file(form: FormData, field: str, services: Services) -> UploadFile:
-    """The multipart part ``field``: present, not empty, within the upload limit."""
-    upload = form.get(field)
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequest(f"The multipart body needs a {field}= part.", details={"field": field})
-    size = upload.size or 0
-    limit = max_upload_bytes(services)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"The file is {size} bytes; the upload limit is {limit} bytes.",
-            details={"limit_bytes": limit},
-        )
-    if size == 0:
-        raise InvalidRequest("The uploaded file is empty.", details={"field": field})
-    return upload
 
 
 def form_text(form: FormData, field: str, default: str) -> str:

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from deployments.api import intake
-from deployments.api.compat.common import file_response, finished, form_file, replayed, submit
+from deployments.api.bodies import upload_part
+from deployments.api.compat.common import file_response, finished, replayed, submit
 from deployments.api.compat.file_jobs import (
     KINDS,
     downloads,
@@ -90,7 +91,7 @@ async def upload(
     """Multipart ``file``: any audio FFmpeg decodes (mp3, wav, flac, m4a, ogg...)."""
     form = await request.form()
     try:
-        audio = form_file(form, "file", services)
+        audio = upload_part(form, "file", services)
         stored = await intake.store_body(
             services, audio.file, audio.filename, audio.content_type, intake.admit_any
         )

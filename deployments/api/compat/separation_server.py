@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from deployments.api.bodies import upload_part
 from deployments.api.compat.common import (
     OLD_STATUS,
     file_response,
     finished,
-    form_file,
     form_text,
     load,
     message,
@@ -106,7 +106,7 @@ async def upload(
     if job_id is None:
         form = await request.form()
         try:
-            audio = form_file(form, "audio_file", services)
+            audio = upload_part(form, "audio_file", services)
             params = separation_params(
                 form_text(form, "model", services.args.separation.default_model),
                 form_text(form, "stems", "all"),
