@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from deployments.api.bodies import upload_part
 from deployments.api.errors import openai_response
-from deployments.api.services import Services, get_services
+from deployments.api.services import AppServices, Services
 from pipelines.errors import InvalidRequest, StemscribeError
 from pipelines.jobs.transcription import decode_speech
 from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, render
@@ -51,13 +51,13 @@ OPENAPI_EXTRA = {
 
 
 @router.post("/transcriptions", response_model=None, openapi_extra=OPENAPI_EXTRA)
-async def transcriptions(request: Request, services: Services = Depends(get_services)) -> Response:
+async def transcriptions(request: Request, services: AppServices) -> Response:
     """Speech to text in the audio's language."""
     return await _handle(request, services, "transcribe")
 
 
 @router.post("/translations", response_model=None, openapi_extra=OPENAPI_EXTRA)
-async def translations(request: Request, services: Services = Depends(get_services)) -> Response:
+async def translations(request: Request, services: AppServices) -> Response:
     """Speech to English text."""
     return await _handle(request, services, "translate")
 

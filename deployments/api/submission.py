@@ -6,25 +6,19 @@ job is accepted, so any worker replica can pick it up.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
-from deployments.api import admission, intake
+from deployments.api import intake
 from deployments.api.bodies import upload_part
-from deployments.api.jobs import present
 from deployments.api.services import Services
 from pipelines.audio import AudioInfo
 from pipelines.errors import InvalidRequest
 from pipelines.fetch import check_url_form
-from pipelines.jobs import JobRecord, new_job_id
 from pipelines.jobs.scratch import ScratchCost, ScratchSpace
 from pipelines.webhooks import CALLBACK_FIELD
 
@@ -33,20 +27,6 @@ FLOAT_FIELDS = {"overlap", "temperature"}
 BOOL_FIELDS = {"word_timestamps", "vad", "cache"}
 LIST_FIELDS = {"stems"}
 _CALLBACK = {"field": CALLBACK_FIELD}
-JOB_FIELDS: dict[str, dict[str, Any]] = {
-    CALLBACK_FIELD: {
-        "type": "string",
-        "format": "uri",
-        "description": "http(s) URL that gets one signed POST when the job ends "
-        "(Standard Webhooks; same address rules as input.url).",
-    },
-    "cache": {
-        "type": "boolean",
-        "default": True,
-        "description": "Answer from an earlier identical job of yours when there is one.",
-    },
-}
-"""Fields every job kind takes besides its parameters (not part of the params)."""
 
 
 @dataclass
@@ -113,42 +93,6 @@ def scratch_space(services: Services) -> ScratchSpace:
     return ScratchSpace(settings.scratch_dir, int(settings.scratch_reserve_mb * 1024 * 1024))
 
 
-def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` of a job route, which parses its body by hand.
-
-    Multipart: a ``file`` part plus the parameters as text fields (lists comma-separated);
-    JSON: an ``input`` object (``upload_id`` or ``url``) plus the parameters.
-    """
-    fields = params.model_json_schema()["properties"]
-    form = {name: _form_field(name, schema) for name, schema in fields.items()}
-    multipart = {
-        "type": "object",
-        "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary"}, **form, **JOB_FIELDS},
-    }
-    source = {
-        "type": "object",
-        "properties": {"upload_id": {"type": "string"}, "url": {"type": "string"}},
-    }
-    body = {
-        "type": "object",
-        "required": ["input"],
-        "additionalProperties": False,
-        "properties": {"input": source, **fields, **JOB_FIELDS},
-    }
-    content = {"multipart/form-data": {"schema": multipart}, "application/json": {"schema": body}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
-def _form_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """A parameter as a form field: never null; lists become comma-separated text."""
-    options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
-    field = {**options[0], "description": schema.get("description", name)}
-    if name in LIST_FIELDS:
-        field = {"type": "string", "description": f"{field['description']} Comma-separated."}
-    return field
-
-
 async def read_job_request(request: Request, services: Services) -> JobRequest:
     """Parameters and input from either request form (body uploads not yet stored)."""
     content_type = request.headers.get("content-type", "")
@@ -213,50 +157,3 @@ async def _read_json(request: Request) -> JobRequest:
     if url is not None:
         check_url_form(url)  # its address is checked when it is fetched, at acceptance
     return JobRequest(body, upload_id=upload_id, url=url).take_options()
-
-
-Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any], ScratchCost]]]
-"""Turns a request's raw parameters into (stored params, job info, scratch disk it
-takes), raising 4xx errors."""
-
-
-async def accept_job(
-    request: Request,
-    services: Services,
-    owner: str,
-    job_request: JobRequest,
-    kind: str,
-    validate: Validator,
-) -> JSONResponse:
-    """Validate, store the input, write the ``queued`` record, hand the job over: 202.
-
-    With an ``Idempotency-Key`` that another request claimed first, its job instead. A
-    request the result cache answers is saved already ``succeeded`` (nothing to run);
-    it is still handed over when it owes a callback, which the coordinator delivers.
-    """
-    use_cache = job_request.cache and services.args.jobs.result_cache
-    try:
-        params, info, cost = await validate(job_request)
-        callback = await admission.checked_callback(services, job_request.callback_url)
-        source = await job_request.store_input(services, owner, cost, digest=use_cache)
-    finally:
-        await job_request.close()
-    record = JobRecord(
-        job_id=new_job_id(),
-        kind=kind,
-        owner=owner,
-        params=params,
-        input=source,
-        info=info,
-        callback=callback,
-    )
-    if use_cache:
-        record = await admission.from_cache(services, record)
-    if (earlier := await admission.claim(request, services, record)) is not None:
-        return earlier
-    await asyncio.to_thread(services.jobs.save, record)
-    if record.cached_from is None:
-        await admission.accepted(services, record)
-    if record.cached_from is None or record.callback_pending:
-        await services.launcher.submit(kind, record.job_id)
-    return JSONResponse(present(request, services, record), status_code=202)

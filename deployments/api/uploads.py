@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.api import intake
 from deployments.api.bodies import max_upload_bytes
-from deployments.api.services import Services, current_owner, get_services
+from deployments.api.services import AppServices, Owner
 from deployments.api.urls import absolute
 from pipelines.errors import PayloadTooLarge
 
@@ -28,8 +28,8 @@ class UploadRequest(BaseModel):
 async def create_upload(
     body: UploadRequest,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     """Reserve an upload; PUT the bytes to ``put_url``, then pass ``upload_id`` to a job.
 

@@ -2,7 +2,8 @@
 
 The coordinator normalises the track, builds a :class:`SeparationPlan`, cuts
 its windows and stitches the outputs with an :class:`OverlapAdd`; a worker only
-calls :func:`run_batch`. Together they reproduce ``demucs.apply.apply_model``.
+calls :func:`run_batch`. Together they reproduce ``demucs.apply.apply_model``
+(``pipelines.separation.runner.separate``, the in-process reference, does it whole).
 Nothing here imports ``ray``.
 """
 
@@ -25,7 +26,6 @@ from pipelines.separation.normalise import (
 )
 from pipelines.separation.overlap import OverlapAdd, center_trim, transition_weight
 from pipelines.separation.plan import Pass, SeparationPlan, Window
-from pipelines.separation.runner import separate
 from pipelines.separation.shifts import draw_shift_offsets
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "load_model",
     "normalise",
     "run_batch",
-    "separate",
     "timed_batch",
     "transition_weight",
 ]

@@ -27,8 +27,8 @@ from pipelines.separation import (
     load_model,
     normalise,
     run_batch,
-    separate,
 )
+from pipelines.separation.runner import separate
 
 pytestmark = pytest.mark.unit
 

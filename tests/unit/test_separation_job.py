@@ -20,8 +20,8 @@ from pipelines.jobs import JobRecord, JobStore, SeparationParams, new_job_id
 from pipelines.jobs.context import JobContext
 from pipelines.jobs.separation import SeparationEngine, separate
 from pipelines.separation import BatchOutput, Separator, load_model, timed_batch
-from pipelines.separation import separate as separate_in_memory
 from pipelines.separation.normalise import normalise
+from pipelines.separation.runner import separate as separate_in_memory
 from pipelines.separation.track import RunningStats, ScratchTrack
 from pipelines.storage import LocalStorage
 from pipelines.storage.signing import UrlSigner
