@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from deployments.api.submission import LIST_FIELDS
 from pipelines.webhooks import CALLBACK_FIELD
 
 JOB_FIELDS: dict[str, dict[str, Any]] = {
@@ -53,10 +52,23 @@ def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
+def form_types(*models: type[BaseModel]) -> dict[str, str]:
+    """The JSON type (never null) of every field of ``models`` and of `JOB_FIELDS`: how
+    a multipart text field of that name is read."""
+    types = {name: str(schema["type"]) for name, schema in JOB_FIELDS.items()}
+    for model in models:
+        for name, schema in model.model_json_schema()["properties"].items():
+            types[name] = str(_not_null(schema)["type"])
+    return types
+
+
 def _form_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     """A parameter as a form field: never null; lists become comma-separated text."""
-    options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
-    field = {**options[0], "description": schema.get("description", name)}
-    if name in LIST_FIELDS:
+    field = {**_not_null(schema), "description": schema.get("description", name)}
+    if field.get("type") == "array":
         field = {"type": "string", "description": f"{field['description']} Comma-separated."}
     return field
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in schema.get("anyOf", [schema]) if s.get("type") != "null")

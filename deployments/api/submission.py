@@ -15,17 +15,19 @@ from starlette.datastructures import FormData, UploadFile
 
 from deployments.api import intake
 from deployments.api.bodies import upload_part
+from deployments.api.schemas import form_types
 from deployments.api.services import Services
 from pipelines.audio import AudioInfo
 from pipelines.errors import InvalidRequest
 from pipelines.fetch import check_url_form
+from pipelines.jobs import SeparationParams
 from pipelines.jobs.scratch import ScratchCost, ScratchSpace
+from pipelines.jobs.transcription import TranscriptionParams
+from pipelines.lyrics import LyricsParams
 from pipelines.webhooks import CALLBACK_FIELD
 
-INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
-FLOAT_FIELDS = {"overlap", "temperature"}
-BOOL_FIELDS = {"word_timestamps", "vad", "cache"}
-LIST_FIELDS = {"stems"}
+FORM_TYPES = form_types(SeparationParams, LyricsParams, TranscriptionParams)
+"""How each multipart text field is read: its JSON type in the job kinds' parameters."""
 _CALLBACK = {"field": CALLBACK_FIELD}
 
 
@@ -131,16 +133,17 @@ def _form_params(items: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: str) -> Any:
+    kind = FORM_TYPES.get(name)
     try:
-        if name in INT_FIELDS:
+        if kind == "integer":
             return int(value)
-        if name in FLOAT_FIELDS:
+        if kind == "number":
             return float(value)
     except ValueError:
         raise InvalidRequest(f"Field {name!r} must be a number.", details={"field": name}) from None
-    if name in BOOL_FIELDS:
+    if kind == "boolean":
         return value.lower() in ("1", "true", "yes", "on")
-    if name in LIST_FIELDS:
+    if kind == "array":
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
