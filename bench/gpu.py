@@ -33,10 +33,12 @@ import httpx
 import numpy as np
 import torch
 
-from bench.common import bench_port, machine, wait_ready, write_section
+from bench.common import bench_port, machine, write_section
 from bench.memory import TINY, song, upload
 from config import AppArgs, Settings
-from pipelines.separation import load_model, save_random_htdemucs
+from harness.models import save_random_htdemucs
+from harness.serving import wait_ready
+from pipelines.separation import load_model
 from pipelines.separation.device import Precision, TorchDevice
 from pipelines.separation.geometry import segment_length_of
 

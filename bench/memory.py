@@ -36,7 +36,8 @@ import httpx
 import numpy as np
 import psutil
 
-from bench.common import machine, wait_ready, write_section
+from bench.common import machine, write_section
+from harness.serving import wait_ready
 from pipelines import audio
 
 RATE = 44100
@@ -111,7 +112,7 @@ def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
     """The model name and the CLI's repo flags."""
     if model != "tiny":
         return model, []
-    from pipelines.separation import save_random_htdemucs
+    from harness.models import save_random_htdemucs
 
     save_random_htdemucs(repo, "tiny_htdemucs_44k", seed=0, **TINY)
     return "tiny_htdemucs_44k", ["--repo", str(repo)]

@@ -33,10 +33,11 @@ from typing import Any
 
 import httpx
 
-from bench.common import bench_port, machine, wait_ready, write_section
+from bench.common import bench_port, machine, write_section
 from bench.memory import song, upload
 from config import AppArgs, Settings
-from pipelines.separation import save_random_htdemucs
+from harness.models import save_random_htdemucs
+from harness.serving import wait_ready
 
 MODEL = "htdemucs_random"
 

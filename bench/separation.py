@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, write_section
 from config import AppArgs, Settings
+from harness.audio import sine_mix
+from harness.models import save_random_htdemucs
+from harness.serving import wait_ready
 from pipelines import audio
-from pipelines.separation import load_model, save_random_htdemucs
-from tests.audio_factory import sine_mix
-from tests.serving import wait_ready
+from pipelines.separation import load_model
 
 RATE = 44100
 MODEL = "htdemucs_random"

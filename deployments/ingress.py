@@ -7,11 +7,12 @@ from starlette.types import ASGIApp
 
 from config import AppArgs, Settings
 from deployments.api import Services, create_asgi
+from deployments.api.urls import files_url
 from deployments.clients import TranscriberClient
 from deployments.launcher import HandleLauncher
 from deployments.metrics import STREAM_SESSIONS, MeteredStorage
 from pipelines.jobs import JobStore
-from pipelines.storage import LocalStorage, open_storage
+from pipelines.storage import open_storage
 
 
 class Ingress:
@@ -25,7 +26,7 @@ class Ingress:
         settings: Settings | None = None,
     ) -> None:
         settings = settings or Settings()
-        backend = open_storage(settings)
+        backend = open_storage(settings, files_url=files_url(settings))
         storage = MeteredStorage(backend)
         self.services = Services(
             args=args,
@@ -34,7 +35,7 @@ class Ingress:
             jobs=JobStore(storage),
             launcher=HandleLauncher(coordinator),
             transcriber=TranscriberClient(transcriber, args.transcription),
-            signer=backend.signer if isinstance(backend, LocalStorage) else None,
+            signer=backend.url_signer,
             on_stream_sessions=lambda count: STREAM_SESSIONS.set(count),
         )
 

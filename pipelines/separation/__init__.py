@@ -2,7 +2,8 @@
 
 The coordinator normalises the track, builds a :class:`SeparationPlan`, cuts
 its windows and stitches the outputs with an :class:`OverlapAdd`; a worker only
-calls :func:`run_batch`. Together they reproduce ``demucs.apply.apply_model``.
+calls :func:`run_batch`. Together they reproduce ``demucs.apply.apply_model``
+(``pipelines.separation.runner.separate``, the in-process reference, does it whole).
 Nothing here imports ``ray``.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from pipelines.separation.batching import BatchKey, PassReport, WindowBatcher
 from pipelines.separation.models import (
-    HTDEMUCS_KWARGS,
     MODEL_INIT_SEED,
     SOURCES,
     BatchOutput,
@@ -18,8 +18,6 @@ from pipelines.separation.models import (
     WindowBatch,
     load_model,
     run_batch,
-    save_bag,
-    save_random_htdemucs,
     timed_batch,
 )
 from pipelines.separation.normalise import (
@@ -30,12 +28,10 @@ from pipelines.separation.normalise import (
 )
 from pipelines.separation.overlap import OverlapAdd, center_trim, transition_weight
 from pipelines.separation.plan import Pass, SeparationPlan, Window
-from pipelines.separation.runner import separate
 from pipelines.separation.shifts import draw_shift_offsets
 
 __all__ = [
     "EPSILON",
-    "HTDEMUCS_KWARGS",
     "MODEL_INIT_SEED",
     "SOURCES",
     "BatchKey",
@@ -55,9 +51,6 @@ __all__ = [
     "load_model",
     "normalise",
     "run_batch",
-    "save_bag",
-    "save_random_htdemucs",
-    "separate",
     "timed_batch",
     "transition_weight",
 ]

@@ -14,21 +14,14 @@ import torch
 from demucs.apply import apply_model
 from demucs.pretrained import get_model
 
+from harness.models import save_bag, save_random_htdemucs
 from pipelines import audio
 from pipelines.jobs import JobRecord, JobStore, SeparationParams, new_job_id
 from pipelines.jobs.context import JobContext
 from pipelines.jobs.separation import SeparationEngine, separate
-from pipelines.separation import (
-    BatchOutput,
-    Separator,
-    WindowBatch,
-    load_model,
-    save_bag,
-    save_random_htdemucs,
-    timed_batch,
-)
-from pipelines.separation import separate as separate_in_memory
+from pipelines.separation import BatchOutput, Separator, WindowBatch, load_model, timed_batch
 from pipelines.separation.normalise import normalise
+from pipelines.separation.runner import separate as separate_in_memory
 from pipelines.separation.track import RunningStats, ScratchTrack
 from pipelines.storage import LocalStorage
 from pipelines.storage.signing import UrlSigner
