@@ -22,7 +22,7 @@ from ray.serve.handle import DeploymentHandle
 
 from config import AppArgs, Settings
 from deployments.clients import TranscriberClient
-from deployments.metrics import JobMeter, MeteredStorage
+from deployments.metrics import JobMeter, count_storage_error
 from deployments.recovery import job_maintenance, replica_name
 from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
@@ -62,8 +62,13 @@ class JobCoordinator:
         self._transcriber = TranscriberClient(transcriber, args.transcription)
         self._args = args
         self._settings = settings or Settings()
-        storage = MeteredStorage(open_storage(self._settings))
-        jobs = JobStore(RetryingStorage(storage, self._settings.storage_retry_seconds))
+        jobs = JobStore(
+            RetryingStorage(
+                open_storage(self._settings),
+                self._settings.storage_retry_seconds,
+                on_failure=count_storage_error,
+            )
+        )
         # Structure for planning; loading it also fetches the weights into the local
         # cache the workers load from. In the background: a start never waits on a hub.
         self._separators: ModelCatalog[Separator] = ModelCatalog(self._load_separator)

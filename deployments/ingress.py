@@ -10,9 +10,10 @@ from deployments.api import Services, create_asgi
 from deployments.api.urls import files_url
 from deployments.clients import TranscriberClient
 from deployments.launcher import HandleLauncher
-from deployments.metrics import STREAM_SESSIONS, MeteredStorage
+from deployments.metrics import STREAM_SESSIONS, count_storage_error
 from pipelines.jobs import JobStore
 from pipelines.storage import open_storage
+from pipelines.storage.retrying import RetryingStorage
 
 
 class Ingress:
@@ -27,7 +28,7 @@ class Ingress:
     ) -> None:
         settings = settings or Settings()
         backend = open_storage(settings, files_url=files_url(settings))
-        storage = MeteredStorage(backend)
+        storage = RetryingStorage(backend, 0, on_failure=count_storage_error)  # fail fast
         self.services = Services(
             args=args,
             settings=settings,

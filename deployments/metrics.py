@@ -6,14 +6,12 @@ Serve adds the deployment, replica and application labels itself.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-from pipelines.errors import StorageUnavailable
 from pipelines.jobs import JobRecord
 
 if TYPE_CHECKING:  # the Ingress imports this module and never loads torch
@@ -169,26 +167,6 @@ class BacklogGauge:
             QUEUE_DEPTH.set(queued.get(kind, 0), tags={"kind": kind})
 
 
-class MeteredStorage:
-    """A storage backend whose failures are counted per operation."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if not callable(attribute):
-            return attribute
-        return _metered(name, attribute)
-
-
-def _metered(operation: str, call: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(call)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return call(*args, **kwargs)
-        except StorageUnavailable:
-            STORAGE_ERRORS.inc(tags={"operation": operation})
-            raise
-
-    return wrapper
+def count_storage_error(operation: str) -> None:
+    """A storage call failed (``RetryingStorage`` reports each failed attempt)."""
+    STORAGE_ERRORS.inc(tags={"operation": operation})

@@ -28,7 +28,11 @@ T = TypeVar("T")
 
 
 class RetryingStorage:
-    """``Storage`` whose calls retry ``StorageUnavailable`` for up to ``budget`` seconds."""
+    """``Storage`` whose calls retry ``StorageUnavailable`` for up to ``budget`` seconds.
+
+    ``on_failure(operation)`` hears of every failed attempt (metrics); a budget of 0
+    retries nothing and only reports.
+    """
 
     def __init__(
         self,
@@ -39,9 +43,11 @@ class RetryingStorage:
         max_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_failure: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.inner = inner
         self.budget = budget
+        self._on_failure = on_failure
         self._first_delay = first_delay
         self._max_delay = max_delay
         self._sleep = sleep
@@ -60,6 +66,7 @@ class RetryingStorage:
             try:
                 return call()
             except StorageUnavailable as exc:
+                self._on_failure(what)
                 left = deadline - self._clock()
                 if left <= 0:
                     if self.budget <= 0:
