@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -132,7 +133,8 @@ def through_service(
 
     from deployments.app import compose
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    # Logical CPUs enough for every replica, whatever the host's core count.
+    ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         settings = Settings(storage_backend="local", data_dir=work / "data")
@@ -204,10 +206,13 @@ def report(
     ratio = per_hour["service"] / per_hour["cli"]
     shared = len(gpu_ids) == 2 and gpu_ids[0] == gpu_ids[1] and bool(gpu_ids[0])
     checking = opts.device != "cuda" or opts.tiny
+    model = (
+        "A small random HTDemucs" if opts.tiny else "Full htdemucs architecture (random weights)"
+    )
     check = "\n**A check of the script, not a figure.**\n" if checking else ""
     body = f"""## Separation on one GPU
 {check}
-Full htdemucs architecture (random weights), windows of 7.8 s stereo at 44.1 kHz.
+{model}, windows of 7.8 s stereo at 44.1 kHz.
 
 | precision | batch | per pass | windows/s |
 |---|---|---|---|
