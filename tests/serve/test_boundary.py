@@ -185,6 +185,13 @@ def test_internal_and_malformed_urls_are_refused(acme: httpx.Client, url: str) -
     assert response.json()["error"]["details"] == {"field": "input.url"}
 
 
+def test_a_name_resolving_to_a_private_address_is_refused(acme: httpx.Client) -> None:
+    """What the serve tier's app, which allows private URLs, fetches (test_url_input.py)."""
+    response = acme.post("/v1/separations", json={"input": {"url": "http://localhost:9/a.wav"}})
+    assert error_code(response) == (400, "invalid_request"), response.text
+    assert "non-public address" in response.json()["error"]["message"]
+
+
 async def first_message(url: str) -> tuple[dict[str, Any], Any]:
     async with connect(url) as ws:
         message = json.loads(await ws.recv())
