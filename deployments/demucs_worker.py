@@ -16,7 +16,7 @@ from ray import serve
 
 from config import SeparationArgs
 from deployments.health import ModelHealth
-from deployments.metrics import WINDOWS_PER_BATCH
+from deployments.metrics import WINDOWS, WINDOWS_PER_BATCH
 from deployments.resources import set_torch_threads, torch_device
 from pipelines.probes import probe_separator
 from pipelines.separation import BatchOutput, Separator, load_model, timed_batch
@@ -56,6 +56,7 @@ class DemucsWorker:
             self._health.progress()
         self._windows += len(batch)
         WINDOWS_PER_BATCH.observe(len(batch))
+        WINDOWS.inc(len(batch))
         return output
 
     async def check_health(self) -> None:
