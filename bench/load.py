@@ -34,10 +34,10 @@ from stemscribe_client.stream import StreamResult, stream_file
 
 from bench.common import machine, write_section
 from config import AppArgs, Settings
+from harness.audio import sine_mix
+from harness.models import TINY_HTDEMUCS, save_random_htdemucs
+from harness.serving import deploy, wait_ready
 from pipelines import audio
-from pipelines.separation import save_random_htdemucs
-from tests.audio_factory import sine_mix
-from tests.serving import TINY_HTDEMUCS, deploy, wait_ready
 
 PORT = 29000
 RATE = 44100

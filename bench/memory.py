@@ -37,6 +37,7 @@ import numpy as np
 import psutil
 
 from bench.common import machine, write_section
+from harness.serving import wait_ready
 from pipelines import audio
 
 RATE = 44100
@@ -111,7 +112,7 @@ def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
     """The model name and the CLI's repo flags."""
     if model != "tiny":
         return model, []
-    from pipelines.separation import save_random_htdemucs
+    from harness.models import save_random_htdemucs
 
     save_random_htdemucs(repo, "tiny_htdemucs_44k", seed=0, **TINY)
     return "tiny_htdemucs_44k", ["--repo", str(repo)]
@@ -146,20 +147,6 @@ def serve_app(work: Path, model: str, repo: str | None, port: int) -> None:
     stop.wait()
     serve.shutdown()
     ray.shutdown()
-
-
-def wait_ready(base: str, server: psutil.Popen, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the app exited with {server.returncode} before it was ready")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError("the app did not become ready")
 
 
 def upload(base: str, path: Path) -> str:
@@ -237,7 +224,6 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     model, flags = model_options(opts.model, work / "models")
     repo = ["--repo", str(work / "models")] if flags else []
     tracks = {m: song(m, work / f"track-{m:g}min.wav") for m in opts.minutes}
-    base = f"http://127.0.0.1:{opts.port}"
     rows: list[dict[str, Any]] = []
     cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
     cli_rows: dict[float, dict[str, float]] = {}
@@ -256,53 +242,51 @@ def run(opts: argparse.Namespace, work: Path) -> None:
         cli_thread.start()
     else:
         run_cli()
-    server = psutil.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.memory",
-            "--serve",
-            str(work),
-            "--model",
-            model,
-            "--port",
-            str(opts.port),
-            *repo,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(base, server)
-        # A warm-up job like the measured ones (same shifts, a few windows): model
-        # loading and the first job's one-time allocations land in the baseline.
-        separate(base, upload(base, song(1.0, work / "warm.wav")), opts.shifts)
-        for minutes, path in tracks.items():
-            upload_id = upload(base, path)
-            time.sleep(5)  # let the upload's buffers settle before the baseline
-            peak = Peak()
-            thread = peak.watch(server)
-            started = time.monotonic()
-            job = separate(base, upload_id, opts.shifts)
-            seconds = time.monotonic() - started
-            peak.stop(thread)
-            row = {
-                "minutes": minutes,
-                "tree": peak.total / GIB,
-                "largest": peak.largest / GIB,
-                "seconds": seconds,
-                "timings": job.get("timings", {}),
-            }
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            server.terminate()
-            server.wait(120)
+    for minutes, path in tracks.items():
+        row = measure(opts, work, model, repo, minutes, path)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     if cli_thread is not None:
         cli_thread.join()
     for row in rows:
         row.update(cli_rows.get(row["minutes"], {}))
     report(opts, model, rows)
+
+
+def measure(
+    opts: argparse.Namespace, work: Path, model: str, repo: list[str], minutes: float, path: Path
+) -> dict[str, Any]:
+    """One track through a fresh app: start it, run the warm-up job, then the track.
+
+    A fresh app per track, so no track's baseline holds what an earlier one left
+    allocated; the warm-up job (same shifts, a few windows) puts model loading and a
+    first job's one-time allocations into the baseline of every track alike.
+    """
+    base = f"http://127.0.0.1:{opts.port}"
+    command = [sys.executable, "-m", "bench.memory", "--serve", str(work), "--model", model]
+    server = psutil.Popen([*command, "--port", str(opts.port), *repo], stdout=subprocess.DEVNULL)
+    try:
+        wait_ready(base, timeout=900, process=server)
+        separate(base, upload(base, song(1.0, work / "warm.wav")), opts.shifts)
+        upload_id = upload(base, path)
+        time.sleep(5)  # let the upload's buffers settle before the baseline
+        peak = Peak()
+        thread = peak.watch(server)
+        started = time.monotonic()
+        job = separate(base, upload_id, opts.shifts)
+        seconds = time.monotonic() - started
+        peak.stop(thread)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server.terminate()
+            server.wait(120)
+    return {
+        "minutes": minutes,
+        "tree": peak.total / GIB,
+        "largest": peak.largest / GIB,
+        "seconds": seconds,
+        "timings": job.get("timings", {}),
+    }
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:
@@ -371,9 +355,9 @@ across batches in flight):
 
 {stages}
 
-The jobs run one after another in one app, after a 1-minute warm-up job; each growth is
-over the idle level just before its job, so what an earlier job left allocated counts in
-the later job's baseline.
+Each track runs in a fresh app, after the same 1-minute warm-up job; its growth is over
+the idle level just before its job (after the warm-up), so model loading and a first job's
+one-time allocations are in every baseline alike and no track inherits another's.
 
 {verdict(rows)}
 

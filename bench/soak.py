@@ -39,10 +39,10 @@ from stemscribe_client.stream import stream_file
 
 from bench.common import ROOT, bench_port, machine, write_section
 from config import AppArgs
+from harness.audio import sine_mix
+from harness.models import TINY_HTDEMUCS, save_random_htdemucs
+from harness.serving import deploy, wait_ready
 from pipelines import audio
-from pipelines.separation import save_random_htdemucs
-from tests.audio_factory import sine_mix
-from tests.serving import TINY_HTDEMUCS, deploy, wait_ready
 
 APP = "soak"
 RELIABILITY = ROOT / "docs" / "RELIABILITY.md"

@@ -35,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemscribe_client.stream import StreamResult, stream_audio
 
-from bench.common import bench_port, wait_ready, write_section
+from bench.common import bench_port, write_section
 from bench.streaming_report import TINY_EN, Measured, Setup, decode_cost, report
 from config import AppArgs, Settings
 from evaluation.wer import word_error_rate
+from harness.serving import wait_ready
 
 PORT = bench_port(28300)
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"

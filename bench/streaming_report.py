@@ -56,7 +56,8 @@ def decode_cost(audio: np.ndarray, threads: int, workers: int) -> Cost:
     import time
     from functools import partial
 
-    from pipelines.streaming import DecodeRequest, StreamingSession, decode_with_model, drive
+    from harness.streaming import drive
+    from pipelines.streaming import DecodeRequest, StreamingSession, decode_with_model
     from pipelines.streaming.batch import decode_batch
     from pipelines.transcription import load_whisper
 

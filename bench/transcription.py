@@ -32,8 +32,9 @@ from faster_whisper import WhisperModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_port, machine, wait_ready, write_section
+from bench.common import bench_port, machine, write_section
 from config import AppArgs, Settings
+from harness.serving import wait_ready
 from pipelines import audio
 from pipelines.transcription import TranscribeOptions, load_whisper, transcribe
 

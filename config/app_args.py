@@ -202,9 +202,10 @@ class AppArgs(_Strict):
     )
     demucs_worker: DeploymentArgs = Field(
         default_factory=lambda: DeploymentArgs(
-            num_cpus=1.0, num_gpus_if_available=0.5, max_ongoing_requests=2
+            num_cpus=1.0, num_gpus_if_available=0.5, max_ongoing_requests=16
         ),
-        description="DemucsWorker: the model forward pass on batches of windows (GPU).",
+        description="DemucsWorker: the model forward pass on batches of windows (GPU); its "
+        "max_ongoing_requests are calls waiting to share a pass (separation.max_windows_per_pass).",
     )
     transcriber: DeploymentArgs = Field(
         default_factory=lambda: DeploymentArgs(

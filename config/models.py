@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SimulatedDeviceArgs(BaseModel):
+    """A stand-in accelerator for scale-out benchmarks (bench/scaleout.py), never deployed:
+    each forward pass of B windows sleeps ``fixed_s + per_window_s * B`` seconds and
+    returns zeros of the right shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fixed_s: float = Field(ge=0, le=60, description="Seconds of every pass.")
+    per_window_s: float = Field(ge=0, le=60, description="Seconds added per window.")
 
 
 class SeparationArgs(BaseModel):
@@ -29,6 +42,31 @@ class SeparationArgs(BaseModel):
     )
     max_inflight_batches: int = Field(
         default=8, ge=1, description="Concurrent DemucsWorker calls one job keeps in flight."
+    )
+    max_windows_per_pass: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Most windows a DemucsWorker runs in one forward pass. Calls that wait "
+        "while a pass runs (of any job, same model and window shape) go through the next "
+        "pass together, up to this many windows; 1 turns this cross-job batching off.",
+    )
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="Forward-pass arithmetic on CUDA: fp32 (equals Demucs to 1e-4), tf32 "
+        "(TensorFloat-32 products), or bf16/fp16 under autocast; see docs/BENCHMARKS.md for "
+        "their difference from fp32.",
+    )
+    simulated_device: SimulatedDeviceArgs | None = Field(
+        default=None,
+        description="Benchmarks only (refused by the app builder that serve_config.yaml "
+        "uses): DemucsWorkers sleep instead of computing.",
+    )
+    batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long a DemucsWorker waits for more calls before an idle pass starts.",
     )
     max_models_per_replica: int = Field(
         default=2, ge=1, description="Models a DemucsWorker replica keeps loaded (LRU)."

@@ -25,6 +25,11 @@ def build_app(args: dict[str, Any]) -> Application:
     """Validate the application ``args`` (YAML), fit them to the cluster this runs in
     (``deployments.sizing``), and bind the deployments."""
     parsed = parse_app_args(args)
+    if parsed.separation.simulated_device is not None:
+        raise ValueError(
+            "separation.simulated_device is for benchmarks (bench/scaleout.py builds its app "
+            "in code); a deployed app computes on a real device, so remove it from the config"
+        )
     if ray.is_initialized():  # serve run / serve deploy build the app inside the cluster
         sizing = size_for(parsed, ClusterResources.current())
         report(sizing)

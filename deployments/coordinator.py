@@ -18,12 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray.serve.handle import DeploymentHandle
 
 from config import AppArgs, Settings
 from deployments.clients import TranscriberClient
-from deployments.metrics import JobMeter, MeteredStorage
+from deployments.metrics import JobMeter, count_storage_error
 from deployments.recovery import job_maintenance, replica_name
 from deployments.resources import set_torch_threads
 from deployments.retry import retry_on_replica_death
@@ -37,7 +36,7 @@ from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.jobs.transcription import SegmentStream
 from pipelines.model_catalog import ModelCatalog
-from pipelines.separation import BatchOutput, Separator, load_model
+from pipelines.separation import BatchOutput, Separator, WindowBatch, load_model
 from pipelines.storage import open_storage
 from pipelines.storage.retrying import RetryingStorage
 
@@ -63,8 +62,13 @@ class JobCoordinator:
         self._transcriber = TranscriberClient(transcriber, args.transcription)
         self._args = args
         self._settings = settings or Settings()
-        storage = MeteredStorage(open_storage(self._settings))
-        jobs = JobStore(RetryingStorage(storage, self._settings.storage_retry_seconds))
+        jobs = JobStore(
+            RetryingStorage(
+                open_storage(self._settings),
+                self._settings.storage_retry_seconds,
+                on_failure=count_storage_error,
+            )
+        )
         # Structure for planning; loading it also fetches the weights into the local
         # cache the workers load from. In the background: a start never waits on a hub.
         self._separators: ModelCatalog[Separator] = ModelCatalog(self._load_separator)
@@ -144,11 +148,11 @@ class JobCoordinator:
         """Model structure for planning (its weights stay unused here); loaded once."""
         return await self._separators.get(name)
 
-    async def _forward(self, model: str, sub_model: int, batch: np.ndarray) -> BatchOutput:
+    async def _forward(self, model: str, batch: WindowBatch) -> BatchOutput:
         handle = self._worker.options(multiplexed_model_id=model)
 
         async def call() -> BatchOutput:
-            result: BatchOutput = await handle.forward.remote(sub_model, batch)
+            result: BatchOutput = await handle.forward.remote(batch)
             return result
 
         return await retry_on_replica_death(call, what=f"DemucsWorker.forward ({model})")

@@ -1,13 +1,15 @@
 """DemucsWorker: the forward pass on batches of windows, nothing else.
 
-GPU replicas never decode, encode or upload; the coordinator sends fixed-shape
-windows and gets model outputs back through the object store.
+GPU replicas never decode, encode or upload; coordinators send fixed-shape windows
+and get model outputs back through the object store. Calls of any job that wait while
+a forward pass runs share the next one (``separation.max_windows_per_pass``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +18,17 @@ from ray import serve
 
 from config import SeparationArgs
 from deployments.health import ModelHealth
-from deployments.metrics import WINDOWS, WINDOWS_PER_BATCH
-from deployments.resources import set_torch_threads, torch_device
+from deployments.metrics import record_pass
+from deployments.resources import set_torch_threads, window_device
 from pipelines.probes import probe_separator
-from pipelines.separation import BatchOutput, Separator, load_model, timed_batch
+from pipelines.separation import (
+    BatchKey,
+    BatchOutput,
+    Separator,
+    WindowBatch,
+    WindowBatcher,
+    load_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,35 +38,47 @@ class DemucsWorker:
 
     def __init__(self, args: SeparationArgs, threads: int) -> None:
         set_torch_threads(threads)
-        self.device = torch_device()
+        self.device = window_device(args)
         self._windows = 0
-        self._health = ModelHealth(lambda separator: probe_separator(separator, self.device))
+        self._health = ModelHealth(lambda separator: probe_separator(separator, self.device.name))
         self._repo = Path(args.model_repo) if args.model_repo else None
-        log.info("DemucsWorker on %s with %d threads", self.device, threads)
+        log.info("DemucsWorker on %s with %d threads", self.device.label, threads)
 
         # A plain function, not a bound method: Serve keeps its LRU cache on the callable.
         async def load(name: str) -> Separator:
             separator = await asyncio.to_thread(load_model, name, self._repo)
-            return separator.to(self.device)
+            return separator.to(self.device.name)
 
         self._models = serve.multiplexed(max_num_models_per_replica=args.max_models_per_replica)(
             load
         )
+        self._batcher = WindowBatcher(
+            self._pass,
+            max_windows=args.max_windows_per_pass,
+            wait_s=args.batch_wait_ms / 1000,
+            on_pass=record_pass,
+        )
 
-    async def forward(self, sub_model: int, batch: np.ndarray) -> BatchOutput:
-        """Model output (B, sources, channels, length) for windows (B, channels, length),
-        with the seconds the forward pass took (the coordinator tells queueing from compute)."""
-        separator = await self._models(serve.get_multiplexed_model_id())
-        model = separator.models[sub_model]
-        # One forward pass at a time: the device is the bottleneck, and a second
-        # concurrent call only gets its inputs delivered while this one computes.
-        async with self._health.exclusive(separator):
-            output = await asyncio.to_thread(timed_batch, model, batch, self.device)
-            self._health.progress()
-        self._windows += len(batch)
-        WINDOWS_PER_BATCH.observe(len(batch))
-        WINDOWS.inc(len(batch))
+    async def forward(self, batch: WindowBatch) -> BatchOutput:
+        """Model output (B, sources, channels, length) for the windows (B, channels, length),
+        with the seconds their forward pass took (the coordinator tells queueing from
+        compute). Other jobs' windows may share the pass; the outputs are this call's."""
+        output = await self._batcher.run(serve.get_multiplexed_model_id(), batch)
+        self._windows += len(batch.windows)
         return output
+
+    async def _pass(self, key: BatchKey, windows: np.ndarray) -> BatchOutput:
+        separator = await self._models(key.model)
+        model = separator.models[key.sub_model]
+        staged = await asyncio.to_thread(self.device.stage, windows)
+        # One forward pass at a time: the device is the bottleneck; calls that arrive
+        # meanwhile wait in the batcher and go through the next pass together, and the
+        # next pass's windows are staged while this one computes.
+        async with self._health.exclusive(separator):
+            started = time.perf_counter()
+            output = await asyncio.to_thread(self.device.forward, model, staged)
+            seconds = time.perf_counter() - started
+        return BatchOutput(await asyncio.to_thread(self.device.fetch, output), seconds)
 
     async def check_health(self) -> None:
         """Serve's health check: the last model used still runs on this device."""
@@ -69,9 +90,11 @@ class DemucsWorker:
 
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
-            "device": self.device,
+            "device": self.device.label,
             "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": torch.get_num_threads(),
             "windows": self._windows,
+            "passes": self._batcher.passes,
+            "shared_passes": self._batcher.shared_passes,
         }

@@ -7,11 +7,13 @@ from starlette.types import ASGIApp
 
 from config import AppArgs, Settings
 from deployments.api import Services, create_asgi
+from deployments.api.urls import files_url
 from deployments.clients import TranscriberClient
 from deployments.launcher import HandleLauncher
-from deployments.metrics import STREAM_SESSIONS, MeteredStorage
+from deployments.metrics import STREAM_SESSIONS, count_storage_error
 from pipelines.jobs import JobStore
-from pipelines.storage import LocalStorage, open_storage
+from pipelines.storage import open_storage
+from pipelines.storage.retrying import RetryingStorage
 
 
 class Ingress:
@@ -25,8 +27,8 @@ class Ingress:
         settings: Settings | None = None,
     ) -> None:
         settings = settings or Settings()
-        backend = open_storage(settings)
-        storage = MeteredStorage(backend)
+        backend = open_storage(settings, files_url=files_url(settings))
+        storage = RetryingStorage(backend, 0, on_failure=count_storage_error)  # fail fast
         self.services = Services(
             args=args,
             settings=settings,
@@ -34,7 +36,7 @@ class Ingress:
             jobs=JobStore(storage),
             launcher=HandleLauncher(coordinator),
             transcriber=TranscriberClient(transcriber, args.transcription),
-            signer=backend.signer if isinstance(backend, LocalStorage) else None,
+            signer=backend.url_signer,
             on_stream_sessions=lambda count: STREAM_SESSIONS.set(count),
         )
 

@@ -8,22 +8,23 @@ when a replica process imports this module, before Serve has set the replica's c
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 from ray.util.metrics import Metric
 
-from pipelines.errors import StorageUnavailable
 from pipelines.jobs import JobRecord
 from pipelines.jobs.kinds import JobKind
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # the Ingress imports this module and never loads torch
+    from pipelines.separation import PassReport
 
 
 def _keys(*names: str) -> Any:
@@ -139,6 +140,24 @@ WINDOWS = Deferred(
     "Demucs windows through DemucsWorker forward passes. Over windows_per_batch_count it "
     "is the mean batch: Ray exports a histogram's sum as bucket midpoints, not the values.",
 )
+JOBS_PER_PASS = Deferred(
+    Histogram,
+    "stemscribe_jobs_per_pass",
+    "Separation jobs whose windows shared one DemucsWorker forward pass.",
+    boundaries=[1, 2, 3, 4, 8, 16],
+)
+PASS_WAIT = Deferred(
+    Histogram,
+    "stemscribe_pass_wait_seconds",
+    "Seconds a DemucsWorker call waited for its forward pass to start.",
+    boundaries=[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+)
+FORWARD_SECONDS = Deferred(
+    Histogram,
+    "stemscribe_forward_seconds",
+    "Seconds of one DemucsWorker forward pass.",
+    boundaries=[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+)
 STAGE_SECONDS = Deferred(
     Histogram,
     "stemscribe_stage_seconds",
@@ -200,6 +219,9 @@ APP_METRICS = (
     REALTIME_FACTOR,
     WINDOWS_PER_BATCH,
     WINDOWS,
+    JOBS_PER_PASS,
+    PASS_WAIT,
+    FORWARD_SECONDS,
     STAGE_SECONDS,
     QUEUE_DEPTH,
     JOBS_RUNNING,
@@ -210,6 +232,16 @@ APP_METRICS = (
     STORAGE_ERRORS,
 )
 """Every metric the app defines: what dashboards and alerts may plot."""
+
+
+def record_pass(report: PassReport) -> None:
+    """One DemucsWorker forward pass: its windows, jobs, waits and time."""
+    WINDOWS_PER_BATCH.observe(report.windows)
+    WINDOWS.inc(report.windows)
+    JOBS_PER_PASS.observe(report.jobs)
+    FORWARD_SECONDS.observe(report.forward_seconds)
+    for wait in report.waits:
+        PASS_WAIT.observe(wait)
 
 
 class JobMeter:
@@ -266,26 +298,6 @@ class BacklogGauge:
             QUEUE_DEPTH.set(queued.get(kind, 0), tags={"kind": kind})
 
 
-class MeteredStorage:
-    """A storage backend whose failures are counted per operation."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if not callable(attribute):
-            return attribute
-        return _metered(name, attribute)
-
-
-def _metered(operation: str, call: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(call)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return call(*args, **kwargs)
-        except StorageUnavailable:
-            STORAGE_ERRORS.inc(tags={"operation": operation})
-            raise
-
-    return wrapper
+def count_storage_error(operation: str) -> None:
+    """A storage call failed (``RetryingStorage`` reports each failed attempt)."""
+    STORAGE_ERRORS.inc(tags={"operation": operation})

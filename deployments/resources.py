@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ray
+
+from config import SeparationArgs
+
+if TYPE_CHECKING:
+    from pipelines.separation.device import WindowDevice
 
 
 def gpu_assigned() -> bool:
@@ -25,3 +32,13 @@ def set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def window_device(args: SeparationArgs) -> WindowDevice:
+    """Where this DemucsWorker runs its passes: the simulated device when configured,
+    else CUDA when Ray gave the replica a GPU that torch sees, else the CPU."""
+    from pipelines.separation.device import Precision, SimulatedDevice, TorchDevice
+
+    if args.simulated_device is not None:
+        return SimulatedDevice(args.simulated_device.fixed_s, args.simulated_device.per_window_s)
+    return TorchDevice(torch_device(), Precision(args.precision))

@@ -1,7 +1,8 @@
 """Domain exceptions raised by the processing core.
 
 Each carries a stable snake_case ``code`` and a human sentence. The ingress maps
-each class to exactly one HTTP status in one place (``deployments/errors.py``).
+each class to exactly one HTTP status in one place (``deployments/api/errors.py``), which also holds
+the errors of the HTTP layer itself (keys, request rates).
 """
 
 from __future__ import annotations
@@ -114,24 +115,6 @@ class Overloaded(StemscribeError):
     """The service is at capacity; retry later."""
 
     code = "overloaded"
-
-
-class Unauthorized(StemscribeError):
-    """No API key, or one the service does not know."""
-
-    code = "unauthorized"
-
-
-class RateLimited(StemscribeError):
-    """The caller sent more requests than its rate allows; retry after a while."""
-
-    code = "rate_limited"
-
-
-class TooManyJobs(RateLimited):
-    """The caller already has as many unfinished jobs as it may; retry when one ends."""
-
-    code = "too_many_jobs"
 
 
 class IdempotencyConflict(StemscribeError):

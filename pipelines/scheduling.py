@@ -86,9 +86,10 @@ class PriorityGate:
 class MicroBatcher(Generic[K, T, R]):
     """Calls ``run(key, items)`` with every item of one key waiting when it is free.
 
-    One batch per key runs at a time; items submitted meanwhile form the next one
-    (at most ``max_batch``). ``wait_s`` lets items that arrive together join.
-    A failed batch fails each of its items with the same error.
+    One batch per key runs at a time; items submitted meanwhile form the next one,
+    in arrival order, up to ``max_batch`` in total ``size`` (an item larger than that
+    goes alone). ``wait_s`` lets items that arrive together join. A failed batch fails
+    each of its items with the same error.
     """
 
     def __init__(
@@ -97,10 +98,12 @@ class MicroBatcher(Generic[K, T, R]):
         *,
         max_batch: int = 8,
         wait_s: float = 0.005,
+        size: Callable[[T], int] = lambda _: 1,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
         self._wait_s = wait_s
+        self._size = size
         self._queues: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
         self._runners: dict[K, asyncio.Task[None]] = {}
         self.batch_sizes: list[int] = []
@@ -118,12 +121,22 @@ class MicroBatcher(Generic[K, T, R]):
         try:
             await asyncio.sleep(self._wait_s)
             while queue := [entry for entry in self._queues.get(key, []) if not entry[1].done()]:
-                batch, self._queues[key] = queue[: self._max_batch], queue[self._max_batch :]
+                taken = self._fits(queue)
+                batch, self._queues[key] = queue[:taken], queue[taken:]
                 await self._one(key, batch)
         finally:
             self._runners.pop(key, None)
             for _, future in self._queues.pop(key, []):
                 future.cancel()  # only left when the runner itself was cancelled
+
+    def _fits(self, queue: list[tuple[T, asyncio.Future[R]]]) -> int:
+        """How many of the first items make one batch (at least one)."""
+        total = 0
+        for count, (item, _) in enumerate(queue):
+            total += self._size(item)
+            if total > self._max_batch:
+                return max(count, 1)
+        return len(queue)
 
     async def _one(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]

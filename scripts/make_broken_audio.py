@@ -18,14 +18,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipelines.audio import encode
-from tests.audio_factory import (
+from harness.audio import (
     random_bytes,
     sine_mix,
     truncated,
     video_without_audio,
     wav_header_with_garbage,
 )
+from pipelines.audio import encode
 
 RATE = 44100
 ONE_HOUR = 3600.0

@@ -25,7 +25,7 @@ from pipelines.jobs.scratch import ScratchSpace
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.jobs.transcription import SegmentStream, collect_transcript
 from pipelines.model_catalog import raise_if_failed, unavailable
-from pipelines.separation import BatchOutput, Separator, timed_batch
+from pipelines.separation import BatchOutput, Separator, WindowBatch, timed_batch
 from pipelines.streaming import DecodedSegment, DecodeRequest, decode_with_model
 from pipelines.transcription import (
     TranscribeOptions,
@@ -114,9 +114,11 @@ class InProcessLauncher:
     async def separation(self, model: str) -> SeparationEngine:
         separator = self.separators[model]
 
-        async def forward(sub_model: int, batch: np.ndarray) -> BatchOutput:
+        async def forward(batch: WindowBatch) -> BatchOutput:
             await asyncio.to_thread(self.gate.wait)
-            return await asyncio.to_thread(timed_batch, separator.models[sub_model], batch)
+            return await asyncio.to_thread(
+                timed_batch, separator.models[batch.sub_model], batch.windows
+            )
 
         return SeparationEngine(separator, forward, batch_size=2, max_inflight=2)
 

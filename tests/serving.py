@@ -1,4 +1,5 @@
-"""Helpers for tests that talk to a served app over HTTP."""
+"""Helpers for tests that talk to a served app over HTTP (deploying and waiting for
+readiness live in ``harness.serving``, shared with the benchmarks)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,13 @@ from typing import Any
 
 import httpx
 
-from bench.common import wait_ready
+from harness.models import TINY_HTDEMUCS
+from harness.serving import deploy, wait_ready
 
 __all__ = ["APP", "TINY_HTDEMUCS", "Stage", "deploy", "follow_job", "sse_events", "wait_ready"]
 
 APP = "stemscribe"
 """The application name every in-process tier deploys under (route ``/``)."""
-
-TINY_HTDEMUCS: dict[str, Any] = {
-    "channels": 8,
-    "depth": 3,  # the transformer attends over ~length / 4**depth positions: keep it short
-    "nfft": 2048,
-    "t_layers": 1,
-    "t_heads": 2,
-    "bottom_channels": 0,
-    "dconv_mode": 3,
-    "samplerate": 44100,
-    "segment": 2,
-}
-"""A complete but tiny HTDemucs: 2 s windows at 44.1 kHz, fast on a CPU."""
 
 
 def sse_events(client: httpx.Client, url: str, timeout: float = 300.0) -> Iterator[tuple[str, Any]]:
@@ -54,29 +43,6 @@ def follow_job(client: httpx.Client, job: dict[str, Any], timeout: float = 300.0
             data["_progress_seen"] = progress
             return dict(data)
     raise AssertionError("event stream ended without a result event")
-
-
-def deploy(app: Any, name: str, timeout: int = 300) -> None:
-    """``serve.run`` with a deadline: a replica that cannot be placed fails with the reason
-    instead of hanging the run (Serve waits forever for an unschedulable replica)."""
-    import signal
-
-    from ray import serve
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(timeout)
-    try:
-        serve.run(app, name=name, route_prefix="/")
-    except TimeoutError:
-        states = serve.status().applications[name].deployments.items()
-        lines = [f"  {n}: {d.status} {d.replica_states} {d.message[-400:]}" for n, d in states]
-        raise RuntimeError(f"app not running after {timeout} s:\n" + "\n".join(lines)) from None
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class Stage:

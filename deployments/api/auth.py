@@ -35,14 +35,13 @@ import hashlib
 import hmac
 
 from starlette.requests import HTTPConnection
-from starlette.types import Scope
 
 from config import Settings
-from pipelines.errors import Unauthorized
+from deployments.api.errors import Unauthorized
+from deployments.api.urls import FILES_ROUTE
 
 OPEN_TENANT = "public"
 """The tenant of every caller when no keys are configured."""
-FILES_PREFIX = "/v1/files/"
 SEED_PREFIXES = (
     "/api/",
     "/models",
@@ -60,19 +59,10 @@ SEED_BODY_PREFIXES = ("/api/upload", "/upload", "/process/", "/separate/")
 """Those of them that take a request body, held to the upload limit like ``/v1``."""
 
 
-def route_path(scope: Scope) -> str:
-    """The path the router matches (the ``root_path`` a proxy mounted us under removed)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root + "/"):
-        return path[len(root) :]
-    return path
-
-
 def needs_key(path: str) -> bool:
     """``/v1`` and everything under it, except the signed file URLs; the seed routes."""
     if path == "/v1" or path.startswith("/v1/"):
-        return not path.startswith(FILES_PREFIX)
+        return not path.startswith(FILES_ROUTE)
     return _under(path, SEED_PREFIXES)
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from deployments.api.auth import route_path
+from deployments.api.urls import route_path
 from deployments.overload import SERVE_OVERLOAD, as_overloaded
 from pipelines import errors
 from pipelines.openai_format import openai_error
@@ -26,9 +26,28 @@ log = logging.getLogger(__name__)
 
 OPENAI_PREFIX = "/v1/audio/"
 
+
+class Unauthorized(errors.StemscribeError):
+    """No API key, or one the service does not know."""
+
+    code = "unauthorized"
+
+
+class RateLimited(errors.StemscribeError):
+    """The caller sent more requests than its rate allows; retry after a while."""
+
+    code = "rate_limited"
+
+
+class TooManyJobs(RateLimited):
+    """The caller already has as many unfinished jobs as it may; retry when one ends."""
+
+    code = "too_many_jobs"
+
+
 STATUS: dict[type[errors.StemscribeError], int] = {
     errors.InvalidRequest: 400,
-    errors.Unauthorized: 401,
+    Unauthorized: 401,
     errors.NotFound: 404,
     errors.IdempotencyConflict: 409,
     errors.JobNotFinished: 409,
@@ -36,7 +55,7 @@ STATUS: dict[type[errors.StemscribeError], int] = {
     errors.AudioTooLong: 413,
     errors.UnsupportedAudio: 415,
     errors.InvalidSignature: 403,
-    errors.RateLimited: 429,
+    RateLimited: 429,
     errors.Overloaded: 503,
     errors.ModelUnavailable: 503,
     errors.ModelLoading: 503,

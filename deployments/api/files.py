@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from deployments.api import intake
-from deployments.api.intake import max_upload_bytes
-from deployments.api.services import Services, get_services
+from deployments.api.services import AppServices, Services
+from deployments.api.urls import FILES_ROUTE
 from pipelines.errors import InvalidSignature, NotFound, PayloadTooLarge
 from pipelines.storage.signing import UrlSigner
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix=FILES_ROUTE.rstrip("/"), tags=["files"])
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+Expiry = Annotated[str, Query()]
+"""``exp`` of a signed URL: when it expires (Unix time)."""
+Signature = Annotated[str, Query()]
+"""``sig`` of a signed URL: the HMAC ``UrlSigner`` checks."""
 
 
 class RangeNotSatisfiable(Exception):
@@ -54,10 +59,10 @@ def _signer(services: Services) -> UrlSigner:
 async def download(
     key: str,
     request: Request,
-    exp: str = Query(...),
-    sig: str = Query(...),
+    services: AppServices,
+    exp: Expiry,
+    sig: Signature,
     filename: str | None = Query(default=None),
-    services: Services = Depends(get_services),
 ) -> Response:
     _signer(services).verify("GET", key, exp, sig, filename=filename)
     info = await asyncio.to_thread(services.storage.stat, key)
@@ -83,11 +88,7 @@ async def download(
 
 @router.put("/{key:path}", status_code=200)
 async def upload(
-    key: str,
-    request: Request,
-    exp: str = Query(...),
-    sig: str = Query(...),
-    services: Services = Depends(get_services),
+    key: str, request: Request, services: AppServices, exp: Expiry, sig: Signature
 ) -> dict[str, object]:
     """Receive the bytes of a presigned upload (``local`` backend only).
 
@@ -97,8 +98,7 @@ async def upload(
     _signer(services).verify("PUT", key, exp, sig)
     if not intake.is_upload_input_key(key):
         raise InvalidSignature("Uploads may only target an upload's input.")
-    declared = await intake.declared_size(services, key)
-    limit = min(declared or 0, max_upload_bytes(services))
+    limit = await intake.declared_size(services, key) or 0  # never above the upload limit
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
         size = 0
         async for chunk in request.stream():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from deployments.api.errors import error_response
-from deployments.api.services import Services, get_services
+from deployments.api.services import AppServices
 from pipelines.errors import StemscribeError
 
 router = APIRouter(tags=["health"])
@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def readyz(services: Services = Depends(get_services)) -> dict[str, Any] | JSONResponse:
+async def readyz(services: AppServices) -> dict[str, Any] | JSONResponse:
     """Storage is reachable and the model deployments answer; each model's state.
 
     Models load in the background, so the service is ready before they are: ``models``
@@ -56,7 +56,7 @@ def _state(info: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/v1/models")
-async def models(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def models(services: AppServices) -> dict[str, Any]:
     """Separation models (stems, sample rate, loaded?) and transcription models."""
     separation = await services.launcher.separation_models()
     return {

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 
+from deployments.api.bodies import max_upload_bytes
 from deployments.api.services import Services
 from pipelines import audio
 from pipelines.errors import AudioTooLong, InvalidRequest, NotFound, PayloadTooLarge
@@ -115,10 +116,6 @@ def reserved_filename(name: str) -> str:
             details={"field": "filename"},
         )
     return cleaned
-
-
-def max_upload_bytes(services: Services) -> int:
-    return int(services.args.limits.max_upload_mb * 1024 * 1024)
 
 
 async def store_body(

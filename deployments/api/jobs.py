@@ -5,74 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from deployments.api.services import Services, current_owner, get_services
-from deployments.api.urls import file_link
-from pipelines.jobs import JobRecord, JobStatus
+from deployments.api.services import AppServices, Owner, Services
+from deployments.api.views import present
+from pipelines.jobs import JobRecord
 from pipelines.jobs.cache import ResultCache
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def present(request: Request, services: Services, record: JobRecord) -> dict[str, Any]:
-    """The public view of a job; download URLs are signed fresh on every read."""
-    base = str(request.url_for("get_job", job_id=record.job_id))
-    view: dict[str, Any] = {
-        "job_id": record.job_id,
-        "kind": record.kind,
-        "status": record.status.value,
-        "progress": round(record.progress, 4),
-        "created_at": _iso(record.created_at),
-        "started_at": _iso(record.started_at),
-        "finished_at": _iso(record.finished_at),
-        "error": record.error,
-        "params": record.params,
-        "timings": record.timings,
-        "cached": record.cached_from is not None,
-        "cached_from": record.cached_from,
-        "callback": _callback(record),
-        "result": None,
-        "status_url": base,
-        "events_url": base + "/events",
-    }
-    if record.status is JobStatus.SUCCEEDED:
-        view["result"] = _result(request, services, record)
-    return view
-
-
-def _callback(record: JobRecord) -> dict[str, Any] | None:
-    """The callback's delivery as far as it went: state and every attempt."""
-    callback = record.callback
-    if callback is None:
-        return None
-    attempts = [
-        {"at": _iso(a.at), "status_code": a.status_code, "error": a.error}
-        for a in callback.attempts
-    ]
-    return {"url": callback.url, "state": callback.state.value, "attempts": attempts}
-
-
-def _result(request: Request, services: Services, record: JobRecord) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "outputs": {o.name: file_link(request, services, o) for o in record.outputs},
-        "archive": file_link(request, services, record.archive) if record.archive else None,
-    }
-    result.update({k: v for k, v in record.info.items() if k != "seed"})
-    return result
 
 
 async def load(services: Services, job_id: str, owner: str) -> JobRecord:
@@ -83,8 +29,8 @@ async def load(services: Services, job_id: str, owner: str) -> JobRecord:
 async def get_job(
     job_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     return present(request, services, await load(services, job_id, owner))
 
@@ -93,8 +39,8 @@ async def get_job(
 async def job_events(
     job_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> StreamingResponse:
     """Server-Sent Events: ``status`` and ``progress`` as they change, then ``result``."""
     record = await load(services, job_id, owner)
@@ -132,8 +78,8 @@ async def _events(
 @router.get("")
 async def list_jobs(
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
     limit: int = Query(default=20, ge=1, le=100),
     cursor: str | None = Query(default=None, description="next_cursor of the previous page"),
 ) -> dict[str, Any]:
@@ -162,8 +108,8 @@ async def list_jobs(
 async def delete_job(
     job_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> JSONResponse | Response:
     """Cancel a queued or running job (202), or delete a finished one and its outputs (204)."""
     record = await load(services, job_id, owner)

@@ -6,29 +6,27 @@ From the outside in (`install_middleware`):
    and refusals still carry the headers a browser needs to read them;
 2. `SecurityHeadersMiddleware`: ``nosniff``, ``no-referrer``, ``no-store`` on JSON;
 3. `AccessMiddleware`: the API key (``auth.py``) and the tenant's request rate;
-4. `BodyLimitMiddleware`: request bodies over the upload limit answer 413.
+4. `BodyLimitMiddleware` (``bodies.py``): request bodies over the upload limit answer 413.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from deployments.api.auth import ApiKeys, has_body_limit, needs_key, route_path
-from deployments.api.errors import domain_response
-from deployments.api.intake import max_upload_bytes
+from deployments.api.auth import ApiKeys, needs_key
+from deployments.api.bodies import BodyLimitMiddleware, body_limit
+from deployments.api.errors import RateLimited, domain_response
 from deployments.api.live import CLOSE_POLICY, CLOSE_TRY_AGAIN, refuse
 from deployments.api.ratelimit import RateLimiter
 from deployments.api.services import Services
-from pipelines.errors import PayloadTooLarge, RateLimited, StemscribeError
+from deployments.api.urls import route_path
+from pipelines.errors import StemscribeError
 
-MULTIPART_SLACK = 64 * 1024
-"""Room for multipart framing and form fields on top of the file itself."""
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Range"]
 CORS_EXPOSED = ["Retry-After", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"]
 
@@ -36,7 +34,7 @@ CORS_EXPOSED = ["Retry-After", "Content-Range", "Accept-Ranges", "Idempotent-Rep
 def install_middleware(app: FastAPI, services: Services, keys: ApiKeys) -> None:
     """Add the layers in the order the module docstring lists (the last added is outermost)."""
     limits = services.args.limits
-    app.add_middleware(BodyLimitMiddleware, limit=max_upload_bytes(services) + MULTIPART_SLACK)
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit(services))
     limiter = RateLimiter(limits.requests_per_minute) if limits.requests_per_minute else None
     app.add_middleware(AccessMiddleware, keys=keys, limiter=limiter)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -90,66 +88,6 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: StemscribeErr
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     await response(scope, receive, send)
-
-
-class BodyLimitMiddleware:
-    """413 for a request body (``/v1``, seed uploads) over ``limit`` bytes, unread.
-
-    A declared ``Content-Length`` over the limit is refused before the app runs. A
-    body without one (chunked) is counted as the app reads it: the read that crosses
-    the limit raises `PayloadTooLarge`, the endpoint stops there and the app answers
-    413 as for any domain error, so the remainder is never received.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in BODY_METHODS
-            or not has_body_limit(route_path(scope))
-        ):
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(scope, receive, send)
-            return
-        received = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise self._error()
-            return message
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except PayloadTooLarge:
-            if started:
-                raise
-            await self._too_large(scope, receive, send)
-
-    def _error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"The request body exceeds the upload limit of {self.limit} bytes.",
-            details={"limit_bytes": self.limit},
-        )
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = self._error()
-        await domain_response(route_path(scope), exc)(scope, receive, send)
 
 
 class SecurityHeadersMiddleware:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
+from deployments.api.bodies import upload_part
 from deployments.api.errors import openai_response
-from deployments.api.intake import max_upload_bytes
-from deployments.api.services import Services, get_services
-from pipelines.errors import InvalidRequest, PayloadTooLarge, StemscribeError
+from deployments.api.services import AppServices, Services
+from pipelines.errors import InvalidRequest, StemscribeError
 from pipelines.jobs.transcription import decode_speech
 from pipelines.openai_format import GRANULARITIES, RESPONSE_FORMATS, render
 from pipelines.transcription import TranscribeOptions, check_language_for
@@ -51,13 +51,13 @@ OPENAPI_EXTRA = {
 
 
 @router.post("/transcriptions", response_model=None, openapi_extra=OPENAPI_EXTRA)
-async def transcriptions(request: Request, services: Services = Depends(get_services)) -> Response:
+async def transcriptions(request: Request, services: AppServices) -> Response:
     """Speech to text in the audio's language."""
     return await _handle(request, services, "transcribe")
 
 
 @router.post("/translations", response_model=None, openapi_extra=OPENAPI_EXTRA)
-async def translations(request: Request, services: Services = Depends(get_services)) -> Response:
+async def translations(request: Request, services: AppServices) -> Response:
     """Speech to English text."""
     return await _handle(request, services, "translate")
 
@@ -70,16 +70,13 @@ async def _handle(request: Request, services: Services, task: str) -> Response:
 
 
 async def _respond(request: Request, services: Services, task: str) -> Response:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_upload_bytes(services) + 64 * 1024:
-        raise PayloadTooLarge("The file is larger than the upload limit.")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest(
             "Send multipart/form-data with a file part.", details={"field": "file"}
         )
     form = await _form(request)
     try:
-        upload, fields = _read(form, max_upload_bytes(services))
+        upload, fields = upload_part(form, "file", services), _fields(form)
         speech = await asyncio.to_thread(
             decode_speech, upload.file, services.args.limits.max_audio_seconds
         )
@@ -123,16 +120,8 @@ def _check_format(response_format: str, granularities: list[str]) -> None:
         )
 
 
-def _read(form: FormData, limit: int) -> tuple[UploadFile, dict[str, str]]:
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequest("A file part is required.", details={"field": "file"})
-    if (upload.size or 0) > limit:
-        raise PayloadTooLarge(f"The file is larger than the upload limit of {limit} bytes.")
-    if not upload.size:
-        raise InvalidRequest("The uploaded file is empty.", details={"field": "file"})
-    fields = {k: v for k, v in form.items() if k in FIELDS and isinstance(v, str)}
-    return upload, fields
+def _fields(form: FormData) -> dict[str, str]:
+    return {k: v for k, v in form.items() if k in FIELDS and isinstance(v, str)}
 
 
 def _options(fields: dict[str, str], task: str, words: bool) -> TranscribeOptions:

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
-from pipelines.errors import RateLimited
+from deployments.api.errors import RateLimited
 
 
 class TokenBucket:

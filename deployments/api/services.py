@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
-from fastapi import Request
+from fastapi import Depends, Request
 
 from config import AppArgs, Settings
 from pipelines.jobs import JobStore
@@ -91,3 +91,9 @@ def current_owner(request: Request) -> str:
     """
     owner: str = getattr(request.state, "owner", "public")
     return owner
+
+
+AppServices = Annotated[Services, Depends(get_services)]
+"""A route parameter: the app's `Services`."""
+Owner = Annotated[str, Depends(current_owner)]
+"""A route parameter: the tenant the request acts for (`current_owner`)."""

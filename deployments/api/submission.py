@@ -6,47 +6,29 @@ job is accepted, so any worker replica can pick it up.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
-from deployments.api import admission, intake
-from deployments.api.intake import max_upload_bytes
-from deployments.api.jobs import present
+from deployments.api import intake
+from deployments.api.bodies import upload_part
+from deployments.api.schemas import form_types
 from deployments.api.services import Services
 from pipelines.audio import AudioInfo
-from pipelines.errors import InvalidRequest, PayloadTooLarge
+from pipelines.errors import InvalidRequest
 from pipelines.fetch import check_url_form
-from pipelines.jobs import JobRecord, new_job_id
+from pipelines.jobs import SeparationParams
 from pipelines.jobs.scratch import ScratchCost, ScratchSpace
+from pipelines.jobs.transcription import TranscriptionParams
+from pipelines.lyrics import LyricsParams
 from pipelines.webhooks import CALLBACK_FIELD
 
-INT_FIELDS = {"bit_depth", "mp3_bitrate", "shifts", "seed"}
-FLOAT_FIELDS = {"overlap", "temperature"}
-BOOL_FIELDS = {"word_timestamps", "vad", "cache"}
-LIST_FIELDS = {"stems"}
+FORM_TYPES = form_types(SeparationParams, LyricsParams, TranscriptionParams)
+"""How each multipart text field is read: its JSON type in the job kinds' parameters."""
 _CALLBACK = {"field": CALLBACK_FIELD}
-JOB_FIELDS: dict[str, dict[str, Any]] = {
-    CALLBACK_FIELD: {
-        "type": "string",
-        "format": "uri",
-        "description": "http(s) URL that gets one signed POST when the job ends "
-        "(Standard Webhooks; same address rules as input.url).",
-    },
-    "cache": {
-        "type": "boolean",
-        "default": True,
-        "description": "Answer from an earlier identical job of yours when there is one.",
-    },
-}
-"""Fields every job kind takes besides its parameters (not part of the params)."""
 
 
 @dataclass
@@ -113,45 +95,8 @@ def scratch_space(services: Services) -> ScratchSpace:
     return ScratchSpace(settings.scratch_dir, int(settings.scratch_reserve_mb * 1024 * 1024))
 
 
-def job_request_body(params: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` of a job route, which parses its body by hand.
-
-    Multipart: a ``file`` part plus the parameters as text fields (lists comma-separated);
-    JSON: an ``input`` object (``upload_id`` or ``url``) plus the parameters.
-    """
-    fields = params.model_json_schema()["properties"]
-    form = {name: _form_field(name, schema) for name, schema in fields.items()}
-    multipart = {
-        "type": "object",
-        "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary"}, **form, **JOB_FIELDS},
-    }
-    source = {
-        "type": "object",
-        "properties": {"upload_id": {"type": "string"}, "url": {"type": "string"}},
-    }
-    body = {
-        "type": "object",
-        "required": ["input"],
-        "additionalProperties": False,
-        "properties": {"input": source, **fields, **JOB_FIELDS},
-    }
-    content = {"multipart/form-data": {"schema": multipart}, "application/json": {"schema": body}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
-def _form_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """A parameter as a form field: never null; lists become comma-separated text."""
-    options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
-    field = {**options[0], "description": schema.get("description", name)}
-    if name in LIST_FIELDS:
-        field = {"type": "string", "description": f"{field['description']} Comma-separated."}
-    return field
-
-
 async def read_job_request(request: Request, services: Services) -> JobRequest:
     """Parameters and input from either request form (body uploads not yet stored)."""
-    _check_declared_size(request, services)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         return await _read_multipart(request, services)
@@ -161,16 +106,6 @@ async def read_job_request(request: Request, services: Services) -> JobRequest:
         "Send multipart/form-data with a file= part, or JSON with an input object.",
         details={"content_type": content_type},
     )
-
-
-def _check_declared_size(request: Request, services: Services) -> None:
-    declared = request.headers.get("content-length")
-    limit = max_upload_bytes(services)
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise PayloadTooLarge(
-            f"The request is {int(declared)} bytes; the upload limit is {limit} bytes.",
-            details={"limit_bytes": limit},
-        )
 
 
 async def _read_multipart(request: Request, services: Services) -> JobRequest:
@@ -183,19 +118,8 @@ async def _read_multipart(request: Request, services: Services) -> JobRequest:
 
 
 def _from_form(form: FormData, services: Services) -> JobRequest:
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequest("The multipart body needs a file= part.", details={"field": "file"})
+    upload = upload_part(form, "file", services)
     params = _form_params([(k, v) for k, v in form.multi_items() if k != "file"])
-    size = upload.size if upload.size is not None else 0
-    limit = max_upload_bytes(services)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"The file is {size} bytes; the upload limit is {limit} bytes.",
-            details={"limit_bytes": limit},
-        )
-    if size == 0:
-        raise InvalidRequest("The uploaded file is empty.", details={"field": "file"})
     return JobRequest(params, upload=upload, form=form).take_options()
 
 
@@ -209,16 +133,17 @@ def _form_params(items: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: str) -> Any:
+    kind = FORM_TYPES.get(name)
     try:
-        if name in INT_FIELDS:
+        if kind == "integer":
             return int(value)
-        if name in FLOAT_FIELDS:
+        if kind == "number":
             return float(value)
     except ValueError:
         raise InvalidRequest(f"Field {name!r} must be a number.", details={"field": name}) from None
-    if name in BOOL_FIELDS:
+    if kind == "boolean":
         return value.lower() in ("1", "true", "yes", "on")
-    if name in LIST_FIELDS:
+    if kind == "array":
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
@@ -235,50 +160,3 @@ async def _read_json(request: Request) -> JobRequest:
     if url is not None:
         check_url_form(url)  # its address is checked when it is fetched, at acceptance
     return JobRequest(body, upload_id=upload_id, url=url).take_options()
-
-
-Validator = Callable[[JobRequest], Awaitable[tuple[dict[str, Any], dict[str, Any], ScratchCost]]]
-"""Turns a request's raw parameters into (stored params, job info, scratch disk it
-takes), raising 4xx errors."""
-
-
-async def accept_job(
-    request: Request,
-    services: Services,
-    owner: str,
-    job_request: JobRequest,
-    kind: str,
-    validate: Validator,
-) -> JSONResponse:
-    """Validate, store the input, write the ``queued`` record, hand the job over: 202.
-
-    With an ``Idempotency-Key`` that another request claimed first, its job instead. A
-    request the result cache answers is saved already ``succeeded`` (nothing to run);
-    it is still handed over when it owes a callback, which the coordinator delivers.
-    """
-    use_cache = job_request.cache and services.args.jobs.result_cache
-    try:
-        params, info, cost = await validate(job_request)
-        callback = await admission.checked_callback(services, job_request.callback_url)
-        source = await job_request.store_input(services, owner, cost, digest=use_cache)
-    finally:
-        await job_request.close()
-    record = JobRecord(
-        job_id=new_job_id(),
-        kind=kind,
-        owner=owner,
-        params=params,
-        input=source,
-        info=info,
-        callback=callback,
-    )
-    if use_cache:
-        record = await admission.from_cache(services, record)
-    if (earlier := await admission.claim(request, services, record)) is not None:
-        return earlier
-    await asyncio.to_thread(services.jobs.save, record)
-    if record.cached_from is None:
-        await admission.accepted(services, record)
-    if record.cached_from is None or record.callback_pending:
-        await services.launcher.submit(kind, record.job_id)
-    return JSONResponse(present(request, services, record), status_code=202)

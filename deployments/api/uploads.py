@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.api import intake
-from deployments.api.services import Services, current_owner, get_services
+from deployments.api.bodies import max_upload_bytes
+from deployments.api.services import AppServices, Owner
 from deployments.api.urls import absolute
 from pipelines.errors import PayloadTooLarge
 
@@ -27,15 +28,15 @@ class UploadRequest(BaseModel):
 async def create_upload(
     body: UploadRequest,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     """Reserve an upload; PUT the bytes to ``put_url``, then pass ``upload_id`` to a job.
 
     The URL grants one PUT of at most ``bytes`` to this upload's input and nothing
     else; a larger object is deleted when a job names it.
     """
-    limit = intake.max_upload_bytes(services)
+    limit = max_upload_bytes(services)
     if body.bytes > limit:
         raise PayloadTooLarge(
             f"The file is {body.bytes} bytes; the upload limit is {limit} bytes.",

@@ -21,10 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from config import Settings
-from deployments.api.services import Services, get_services
+from deployments.api.services import AppServices
 from pipelines.errors import NotFound
 
 router = APIRouter(tags=["web"], include_in_schema=False)
@@ -46,15 +46,13 @@ _ORIGIN_PART = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 
 
 @router.get("/")
-async def index(request: Request, services: Services = Depends(get_services)) -> Response:
+async def index(request: Request, services: AppServices) -> Response:
     """The web page."""
     return await _serve("index.html", request, services.settings)
 
 
 @router.get("/static/{name}")
-async def static(
-    name: str, request: Request, services: Services = Depends(get_services)
-) -> Response:
+async def static(name: str, request: Request, services: AppServices) -> Response:
     """A script, stylesheet or image of the page."""
     if not _STATIC_NAME.fullmatch(name) or name == "index.html":
         raise NotFound(f"No static file {name!r}.")

@@ -2,12 +2,9 @@
 
 Each key is one small object ``idempotency/{tenant}/{sha256(key)}.json`` holding
 the job it created, written after the request was validated and its input stored,
-and before the job is saved and handed over. `claim` is "first writer wins": on a
-backend with compare-and-swap writes (``pipelines.storage.conditional``: both
-built-in backends) exactly one of several racing requests binds the key and the
-others answer with its job. On a backend without them it is look, write, re-read,
-and two duplicates sent at the same instant can each start a job (the window is
-one storage round trip).
+and before the job is saved and handed over. `claim` is "first writer wins": with the
+storage's compare-and-swap writes (``pipelines.storage.conditional``) exactly one of
+several racing requests binds the key and the others answer with its job.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pipelines.errors import NotFound
 from pipelines.jobs.active import tenant_hash
 from pipelines.storage import Storage
-from pipelines.storage.conditional import conditional
 
 PREFIX = "idempotency/"
 TTL_SECONDS = 24 * 3600
@@ -75,14 +71,7 @@ class IdempotencyKeys:
         ``stale`` says whether an existing live binding may be replaced (its job is gone).
         """
         path = self._key(owner, key)
-        try:
-            store = conditional(self._storage)
-        except TypeError:
-            existing = self.lookup(owner, key)
-            if existing is not None and not stale(existing):
-                return existing
-            self._storage.put(path, job.to_json(), "application/json")
-            return self.lookup(owner, key) or job
+        store = self._storage
         try:
             current = store.get_versioned(path)
         except NotFound:

@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass, replace
 
 from pipelines.errors import NotFound, StorageUnavailable
 from pipelines.jobs.records import job_prefix
-from pipelines.storage.conditional import ConditionalStorage, Versioned, conditional
+from pipelines.storage import Storage
+from pipelines.storage.conditional import Versioned
 
 Clock = Callable[[], float]
 
@@ -62,9 +63,9 @@ class LeaseState:
         )
 
 
-def read_lease(storage: object, job_id: str) -> LeaseState | None:
+def read_lease(storage: Storage, job_id: str) -> LeaseState | None:
     """The lease as stored (``None`` when the job was never claimed)."""
-    current = _read(conditional(storage), lease_key(job_id))
+    current = _read(storage, lease_key(job_id))
     return None if current is None else LeaseState.from_json(current.data)
 
 
@@ -73,7 +74,7 @@ class JobLease:
 
     def __init__(
         self,
-        storage: ConditionalStorage,
+        storage: Storage,
         job_id: str,
         state: LeaseState,
         version: str,
@@ -90,19 +91,18 @@ class JobLease:
 
     @classmethod
     def claim(
-        cls, storage: object, job_id: str, owner: str, ttl: float, clock: Clock = time.time
+        cls, storage: Storage, job_id: str, owner: str, ttl: float, clock: Clock = time.time
     ) -> JobLease | None:
         """The lease, if it was free or expired and this claim won; else ``None``."""
-        store = conditional(storage)
         key = lease_key(job_id)
-        current = _read(store, key)
+        current = _read(storage, key)
         previous = None if current is None else LeaseState.from_json(current.data)
         if previous is not None and previous.expires_at > clock():
             return None
         generation = 1 if previous is None else previous.generation + 1
         state = LeaseState(owner, secrets.token_hex(8), clock() + ttl, generation)
-        version = _swap(store, key, state, None if current is None else current.version)
-        return None if version is None else cls(store, job_id, state, version, ttl, clock)
+        version = _swap(storage, key, state, None if current is None else current.version)
+        return None if version is None else cls(storage, job_id, state, version, ttl, clock)
 
     def renew(self) -> None:
         """Extend the lease by ``ttl``; ``LeaseLost`` if another replica took it.
@@ -130,16 +130,14 @@ class JobLease:
             pass
 
 
-def _read(storage: ConditionalStorage, key: str) -> Versioned | None:
+def _read(storage: Storage, key: str) -> Versioned | None:
     try:
         return storage.get_versioned(key)
     except NotFound:
         return None
 
 
-def _swap(
-    storage: ConditionalStorage, key: str, state: LeaseState, version: str | None
-) -> str | None:
+def _swap(storage: Storage, key: str, state: LeaseState, version: str | None) -> str | None:
     data = state.to_json()
     landed = storage.put_if(key, data, version, "application/json")
     if landed is not None:

@@ -29,13 +29,14 @@ from pipelines.separation import (
     SeparationPlan,
     Separator,
     Window,
+    WindowBatch,
     draw_shift_offsets,
 )
 from pipelines.separation.stream import StreamingOverlapAdd
 from pipelines.separation.track import RunningStats, ScratchTrack
 
-BatchRunner = Callable[[int, np.ndarray], Awaitable[BatchOutput]]
-"""(sub-model index, windows (B, C, L)) -> model output (B, S, C, L) and its forward time."""
+BatchRunner = Callable[[WindowBatch], Awaitable[BatchOutput]]
+"""A job's windows (B, C, L) -> model output (B, S, C, L) and its forward time."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ async def _run_windows(
     async def forward(batch: list[Window]) -> np.ndarray:
         inputs = await asyncio.to_thread(_cut, track, batch, norm)
         asked = time.monotonic()
-        result = await engine.run_batch(batch[0].sub_model, inputs)
+        result = await engine.run_batch(WindowBatch(ctx.job_id, batch[0].sub_model, inputs))
         ctx.add_time("forward", result.forward_seconds)
         ctx.add_time("queue_wait", max(0.0, time.monotonic() - asked - result.forward_seconds))
         return result.outputs

@@ -7,12 +7,9 @@ and a bag of models go through the same chunk plan and overlap-add.
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import io
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +18,19 @@ import numpy.typing as npt
 import torch
 import yaml
 from demucs.apply import BagOfModels
-from demucs.htdemucs import HTDemucs
 from demucs.pretrained import REMOTE_ROOT, get_model
 from demucs.repo import ModelLoadingError
 
 from pipelines.errors import ModelUnavailable, UnknownModel
 
 __all__ = [
-    "HTDEMUCS_KWARGS",
     "MODEL_INIT_SEED",
     "SOURCES",
     "BatchOutput",
     "Separator",
+    "WindowBatch",
     "load_model",
     "run_batch",
-    "save_bag",
-    "save_random_htdemucs",
     "timed_batch",
 ]
 
@@ -46,19 +40,6 @@ SOURCES = ["drums", "bass", "other", "vocals"]
 MODEL_INIT_SEED = 0
 """Torch seed every model is built under, so randomly initialised models
 (``demucs_unittest``) get the same weights in every process."""
-
-HTDEMUCS_KWARGS: dict[str, Any] = {
-    "sources": SOURCES,
-    "dconv_mode": 3,
-    "bottom_channels": 512,
-    "t_dropout": 0.02,
-    "multi_freqs": [],
-    "samplerate": 44100,
-    "segment": Fraction(39, 5),
-}
-"""Constructor arguments of the released ``htdemucs`` checkpoint that differ
-from ``HTDemucs`` defaults: a random model built with them costs the same
-compute per window as the real one."""
 
 
 @dataclass(eq=False)
@@ -207,6 +188,17 @@ def load_model(name: str, repo: Path | None = None) -> Separator:
 
 
 @dataclass(frozen=True)
+class WindowBatch:
+    """What a coordinator sends a worker: one job's windows for one sub-model."""
+
+    job_id: str
+    """The job the windows belong to (windows of several jobs may share a forward pass)."""
+    sub_model: int
+    windows: npt.NDArray[np.float32]
+    """Padded windows (B, channels, padded_length)."""
+
+
+@dataclass(frozen=True)
 class BatchOutput:
     """What a worker hands back for a batch of windows."""
 
@@ -242,59 +234,3 @@ def timed_batch(
     started = time.perf_counter()
     outputs = run_batch(model, batch, device)
     return BatchOutput(outputs, time.perf_counter() - started)
-
-
-def _sig_of(path: Path) -> str:
-    """The signature ``demucs.repo.LocalRepo`` gives a ``.th`` file."""
-    return path.stem.rsplit("-", 1)[0] if "-" in path.stem else path.stem
-
-
-def save_random_htdemucs(repo: Path, name: str, *, seed: int = 0, **htdemucs_kwargs: Any) -> Path:
-    """Save a randomly initialised ``HTDemucs`` into a local model repo.
-
-    ``htdemucs_kwargs`` override :data:`HTDEMUCS_KWARGS` (the released htdemucs
-    architecture). The file is ``<name>-<sha256[:8]>.th``, the checksummed form
-    demucs' ``LocalRepo`` verifies, so ``load_model(name, repo)`` loads it through
-    demucs' own repo path. An earlier model saved under ``name`` is replaced.
-    """
-    repo.mkdir(parents=True, exist_ok=True)
-    # Deep copy: the model keeps references to list arguments such as ``sources``.
-    kwargs = copy.deepcopy({**HTDEMUCS_KWARGS, **htdemucs_kwargs})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = HTDemucs(**kwargs)
-    args, init_kwargs = model._init_args_kwargs
-    package = {
-        "klass": HTDemucs,
-        "args": args,
-        "kwargs": init_kwargs,
-        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-    }
-    buffer = io.BytesIO()
-    torch.save(package, buffer)
-    data = buffer.getvalue()
-    for old in repo.glob("*.th"):
-        if _sig_of(old) == name:
-            old.unlink()
-    path = repo / f"{name}-{hashlib.sha256(data).hexdigest()[:8]}.th"
-    path.write_bytes(data)
-    return path
-
-
-def save_bag(
-    repo: Path,
-    name: str,
-    models: list[str],
-    *,
-    weights: list[list[float]] | None = None,
-    segment: float | None = None,
-) -> Path:
-    """Write a bag-of-models ``<name>.yaml`` listing model signatures in ``repo``."""
-    bag: dict[str, Any] = {"models": list(models)}
-    if weights is not None:
-        bag["weights"] = [[float(w) for w in row] for row in weights]
-    if segment is not None:
-        bag["segment"] = segment
-    path = repo / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(bag))
-    return path

@@ -16,12 +16,11 @@ from pipelines.storage.base import (
     validate_prefix,
 )
 from pipelines.storage.factory import load_signer, open_storage
-from pipelines.storage.local import FILES_ROUTE, LocalStorage
+from pipelines.storage.local import LocalStorage
 from pipelines.storage.s3 import S3Storage
 from pipelines.storage.signing import UrlSigner
 
 __all__ = [
-    "FILES_ROUTE",
     "LocalStorage",
     "ObjectInfo",
     "PresignedUrl",

@@ -16,6 +16,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from pipelines.errors import InvalidRequest
+from pipelines.storage.conditional import Versioned
+from pipelines.storage.signing import UrlSigner
 
 MAX_KEY_BYTES = 1024
 """S3's own limit on a key's UTF-8 length."""
@@ -74,7 +76,20 @@ class Storage(Protocol):
     Every method raises ``InvalidRequest`` for a malformed key, ``NotFound`` for a
     missing object (where one is needed) and ``StorageUnavailable`` when the backend
     cannot be reached.
+
+    What differs between backends is stated here, typed, rather than found out by
+    asking which backend it is: ``url_signer`` (whether this service serves the
+    backend's URLs itself) and the compare-and-swap pair ``get_versioned``/``put_if``
+    (see ``pipelines.storage.conditional``). File-like ``put`` data is streamed by
+    every backend (S3 in multipart parts), so callers never need to know which.
     """
+
+    @property
+    def url_signer(self) -> UrlSigner | None:
+        """The signer of the URLs this service serves for the backend (``local``), which
+        the API verifies them with; ``None`` when the backend's own URLs are presigned
+        (``s3``)."""
+        ...
 
     def put(self, key: str, data: bytes | BinaryIO, content_type: str | None = None) -> int:
         """Store ``data`` atomically under ``key`` and return the bytes written.
@@ -148,6 +163,19 @@ class Storage(Protocol):
 
     def download_to(self, key: str, path: str | PathLike[str]) -> None:
         """Copy the object into a local file (for tools that need a path)."""
+        ...
+
+    def get_versioned(self, key: str) -> Versioned:
+        """The object and its version; ``NotFound`` when missing."""
+        ...
+
+    def put_if(
+        self, key: str, data: bytes, version: str | None, content_type: str | None = None
+    ) -> str | None:
+        """Write ``data`` if the object is at ``version`` (``None``: absent); the new version.
+
+        ``None`` when the condition failed (someone else wrote first).
+        """
         ...
 
 

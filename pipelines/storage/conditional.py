@@ -1,4 +1,4 @@
-"""Compare-and-swap writes: what job leases are built on.
+"""Compare-and-swap writes, which every ``Storage`` offers: what job leases are built on.
 
 ``put_if(key, data, version)`` writes only when the object is still at ``version``
 (``None``: only when it does not exist yet) and returns the new version, else
@@ -17,7 +17,7 @@ token, a timestamp), because equal content has an equal version.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, cast, runtime_checkable
+from typing import NamedTuple
 
 
 class Versioned(NamedTuple):
@@ -25,31 +25,3 @@ class Versioned(NamedTuple):
 
     data: bytes
     version: str
-
-
-@runtime_checkable
-class ConditionalStorage(Protocol):
-    """A storage backend that can write conditionally."""
-
-    def get_versioned(self, key: str) -> Versioned:
-        """The object and its version; ``NotFound`` when missing."""
-        ...
-
-    def put_if(
-        self, key: str, data: bytes, version: str | None, content_type: str | None = None
-    ) -> str | None:
-        """Write ``data`` if the object is at ``version`` (``None``: absent); the new version.
-
-        ``None`` when the condition failed (someone else wrote first).
-        """
-        ...
-
-
-def conditional(storage: object) -> ConditionalStorage:
-    """``storage`` as a ``ConditionalStorage``; ``TypeError`` if it cannot write conditionally.
-
-    Checked by attribute, so wrappers that forward unknown attributes qualify too.
-    """
-    if not all(callable(getattr(storage, name, None)) for name in ("put_if", "get_versioned")):
-        raise TypeError(f"{type(storage).__name__} cannot write conditionally")
-    return cast(ConditionalStorage, storage)

@@ -19,14 +19,15 @@ SECRET_FILE = ".signing-secret"
 """File under ``data_dir`` holding the generated key when no ``signing_secret`` is set."""
 
 
-def open_storage(settings: Settings) -> Storage:
-    """The backend that ``settings.storage_backend`` names, ready to use."""
+def open_storage(settings: Settings, *, files_url: str = "") -> Storage:
+    """The backend that ``settings.storage_backend`` names, ready to use.
+
+    ``files_url``: where the API serves the ``local`` backend's objects, which its
+    signed URLs start with (the API passes it; other processes hand out no URLs).
+    """
     if settings.storage_backend == "local":
         return LocalStorage(
-            settings.data_dir,
-            load_signer(settings),
-            settings.url_ttl_seconds,
-            settings.public_base_url or "",
+            settings.data_dir, load_signer(settings), settings.url_ttl_seconds, files_url
         )
     return S3Storage(
         settings.bucket,

@@ -40,26 +40,27 @@ from pipelines.storage.base import (
 from pipelines.storage.conditional import Versioned
 from pipelines.storage.signing import UrlSigner
 
-FILES_ROUTE = "/v1/files/"
-"""Path under which the ingress serves ``GET``/``HEAD``/``PUT`` of local objects."""
-
 
 class LocalStorage:
     """Objects in a directory, handed out through URLs signed by ``signer``.
 
-    URLs look like ``{base_url}/v1/files/{key}?exp=<unix>&sig=<hex>``. Downloads and
-    uploads share that shape; the signature binds the HTTP method, so the ingress
-    verifies with ``signer.verify(request_method, key, exp, sig)`` (``HEAD`` as
-    ``GET``). An empty ``base_url`` gives root-relative URLs for the ingress to
-    complete with the request's own origin.
+    URLs look like ``{files_url}{key}?exp=<unix>&sig=<hex>``, ``files_url`` being where
+    the API serves these objects (``/v1/files/``, or that under a public origin).
+    Downloads and uploads share that shape; the signature binds the HTTP method, so
+    the API verifies with ``url_signer.verify(request_method, key, exp, sig)`` (``HEAD``
+    as ``GET``). A path-only ``files_url`` gives root-relative URLs for the API to
+    complete with the request's own origin; processes that hand out no URLs leave it
+    empty.
     """
 
-    def __init__(self, root: Path, signer: UrlSigner, default_ttl: int, base_url: str = "") -> None:
+    def __init__(
+        self, root: Path, signer: UrlSigner, default_ttl: int, files_url: str = ""
+    ) -> None:
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.signer = signer
+        self.url_signer: UrlSigner = signer
         self.default_ttl = default_ttl
-        self.base_url = base_url.rstrip("/")
+        self.files_url = files_url
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (validated; it may not exist)."""
@@ -200,9 +201,9 @@ class LocalStorage:
     ) -> PresignedUrl:
         validate_key(key)
         exp = int(time.time()) + resolve_ttl(ttl, self.default_ttl)
-        signature = self.signer.sign(method, key, exp, extra.get("filename"))
+        signature = self.url_signer.sign(method, key, exp, extra.get("filename"))
         query = urlencode({"exp": exp, "sig": signature, **extra})
-        url = f"{self.base_url}{FILES_ROUTE}{quote(key, safe='/')}?{query}"
+        url = f"{self.files_url}{quote(key, safe='/')}?{query}"
         return PresignedUrl(url, utc_from_timestamp(exp))
 
     def ping(self) -> None:

@@ -19,7 +19,8 @@ from typing import BinaryIO, TypeVar
 
 from pipelines.errors import StorageUnavailable
 from pipelines.storage.base import CHUNK_SIZE, ObjectInfo, PresignedUrl, Storage
-from pipelines.storage.conditional import ConditionalStorage, Versioned, conditional
+from pipelines.storage.conditional import Versioned
+from pipelines.storage.signing import UrlSigner
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,11 @@ T = TypeVar("T")
 
 
 class RetryingStorage:
-    """``Storage`` whose calls retry ``StorageUnavailable`` for up to ``budget`` seconds."""
+    """``Storage`` whose calls retry ``StorageUnavailable`` for up to ``budget`` seconds.
+
+    ``on_failure(operation)`` hears of every failed attempt (metrics); a budget of 0
+    retries nothing and only reports.
+    """
 
     def __init__(
         self,
@@ -38,16 +43,19 @@ class RetryingStorage:
         max_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_failure: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.inner = inner
         self.budget = budget
+        self._on_failure = on_failure
         self._first_delay = first_delay
         self._max_delay = max_delay
         self._sleep = sleep
         self._clock = clock
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)  # backend extras (``signer``, ``bucket``...)
+    @property
+    def url_signer(self) -> UrlSigner | None:
+        return self.inner.url_signer
 
     def _call(
         self, what: str, call: Callable[[], T], rewind: Callable[[], object] = lambda: None
@@ -58,6 +66,7 @@ class RetryingStorage:
             try:
                 return call()
             except StorageUnavailable as exc:
+                self._on_failure(what)
                 left = deadline - self._clock()
                 if left <= 0:
                     if self.budget <= 0:
@@ -121,16 +130,11 @@ class RetryingStorage:
         self._call("download", lambda: self.inner.download_to(key, path))
 
     def get_versioned(self, key: str) -> Versioned:
-        return self._call("get", lambda: self._conditional().get_versioned(key))
+        return self._call("get", lambda: self.inner.get_versioned(key))
 
     def put_if(
         self, key: str, data: bytes, version: str | None, content_type: str | None = None
     ) -> str | None:
         """Retried like the rest: a retry of a write that did land answers ``None``
         (its own version is gone), so callers re-read to tell that from losing."""
-        return self._call(
-            "put_if", lambda: self._conditional().put_if(key, data, version, content_type)
-        )
-
-    def _conditional(self) -> ConditionalStorage:
-        return conditional(self.inner)
+        return self._call("put_if", lambda: self.inner.put_if(key, data, version, content_type))

@@ -85,6 +85,11 @@ class S3Storage:
         if create_bucket:
             self._ensure_bucket()
 
+    @property
+    def url_signer(self) -> None:
+        """None: S3 presigns its own URLs, and the API serves none of them."""
+        return None
+
     def put(self, key: str, data: bytes | BinaryIO, content_type: str | None = None) -> int:
         """``PutObject`` for bytes; multipart ``upload_fileobj`` for file-like data."""
         validate_key(key)

@@ -37,7 +37,6 @@ from pipelines.streaming.protocol import (
     ready,
 )
 from pipelines.streaming.resample import Resampler
-from pipelines.streaming.simulate import StreamRun, drive, drive_paced, split_audio
 from pipelines.streaming.vad import VadConfig, has_speech
 
 __all__ = [
@@ -61,15 +60,12 @@ __all__ = [
     "SessionConfig",
     "SpeechDetector",
     "StreamParams",
-    "StreamRun",
     "StreamingSession",
     "Transcribe",
     "VadConfig",
     "closed",
     "decode_with_model",
     "degenerate_reason",
-    "drive",
-    "drive_paced",
     "error",
     "final",
     "has_speech",
@@ -79,5 +75,4 @@ __all__ = [
     "pcm_to_float",
     "ready",
     "sound_prefix",
-    "split_audio",
 ]

@@ -10,9 +10,11 @@ from starlette.testclient import TestClient
 
 from config import AppArgs, Settings
 from deployments.api import Services, create_api
+from deployments.api.urls import files_url
+from harness.models import save_random_htdemucs
 from pipelines.jobs import JobStore
 from pipelines.jobs.scratch import ScratchSpace
-from pipelines.separation import Separator, load_model, save_random_htdemucs
+from pipelines.separation import Separator, load_model
 from pipelines.storage import LocalStorage, open_storage
 from pipelines.transcription import load_whisper
 from tests.fakes import InProcessLauncher, InProcessTranscriber
@@ -66,13 +68,13 @@ def services(
         data_dir=tmp_path_factory.mktemp("data"),
         scratch_dir=tmp_path_factory.mktemp("scratch"),
     )
-    storage = open_storage(settings)
+    storage = open_storage(settings, files_url=files_url(settings))
     assert isinstance(storage, LocalStorage)
     args = make_args(model_repo)
     jobs = JobStore(storage)
     scratch = ScratchSpace(settings.scratch_dir)
     launcher = InProcessLauncher(jobs, args, separators, transcriber, scratch, settings)
-    return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.signer)
+    return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.url_signer)
 
 
 @pytest.fixture(scope="module")

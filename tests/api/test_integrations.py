@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from config import JobsArgs, Settings
 from deployments.api import Services, create_api
+from deployments.api.urls import files_url
 from pipelines import audio
 from pipelines.jobs import JobStore
 from pipelines.jobs.scratch import ScratchSpace
@@ -59,14 +60,14 @@ def hooked(
         allow_private_urls=True,
         api_keys=SecretStr(f"acme:{KEY_A},beta:{KEY_B}"),
     )
-    storage = open_storage(settings)
+    storage = open_storage(settings, files_url=files_url(settings))
     assert isinstance(storage, LocalStorage)
     jobs_args = JobsArgs(callback_backoff_seconds=0.05, callback_attempts=3)
     args = make_args(model_repo).model_copy(update={"jobs": jobs_args})
     jobs = JobStore(storage)
     scratch = ScratchSpace(settings.scratch_dir)
     launcher = InProcessLauncher(jobs, args, separators, transcriber, scratch, settings)
-    return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.signer)
+    return Services(args, settings, storage, jobs, launcher, transcriber, signer=storage.url_signer)
 
 
 @pytest.fixture(scope="module")

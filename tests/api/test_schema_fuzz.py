@@ -22,6 +22,7 @@ from schemathesis.checks import not_a_server_error
 
 from config import Settings
 from deployments.api import Services, create_api
+from deployments.api.urls import files_url
 from pipelines.jobs import JobStore
 from pipelines.jobs.scratch import ScratchSpace
 from pipelines.separation import Separator
@@ -56,12 +57,12 @@ def api_schema(
         data_dir=tmp_path_factory.mktemp("fuzz"),
         scratch_dir=tmp_path_factory.mktemp("fuzz-scratch"),
     )
-    storage = open_storage(settings_)
+    storage = open_storage(settings_, files_url=files_url(settings_))
     assert isinstance(storage, LocalStorage)
     args, jobs = make_args(model_repo, requests_per_minute=0), JobStore(storage)
     scratch = ScratchSpace(settings_.scratch_dir)
     launcher = HeldLauncher(jobs, args, separators, transcriber, scratch)
-    services = Services(args, settings_, storage, jobs, launcher, transcriber, storage.signer)
+    services = Services(args, settings_, storage, jobs, launcher, transcriber, storage.url_signer)
     return schemathesis.openapi.from_asgi("/openapi.json", create_api(services))
 
 

@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from deployments.api import Services
 from pipelines import audio
-from pipelines.separation import Separator, separate
+from pipelines.separation import Separator
+from pipelines.separation.runner import separate
 from tests.audio_factory import sine_mix
 from tests.serving import follow_job
 

@@ -29,7 +29,7 @@ from playwright.sync_api import (
 
 from config import Settings
 from deployments.app import compose
-from pipelines.separation import save_random_htdemucs
+from harness.models import save_random_htdemucs
 from tests.serve.conftest import serve_args
 from tests.serving import TINY_HTDEMUCS, Stage
 

@@ -31,7 +31,7 @@ from ray.cluster_utils import Cluster
 
 from config import Settings
 from deployments.app import compose
-from pipelines.separation import save_random_htdemucs
+from harness.models import save_random_htdemucs
 from tests.cluster.multinode_driver import (
     APP,
     POOL,

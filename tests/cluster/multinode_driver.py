@@ -35,8 +35,8 @@ from ray.util.state import list_actors
 
 from config import AppArgs, Settings
 from deployments.app import compose
+from harness.models import save_random_htdemucs
 from pipelines import audio
-from pipelines.separation import save_random_htdemucs
 from tests.audio_factory import sine_mix
 from tests.serving import TINY_HTDEMUCS, deploy, follow_job, wait_ready
 

@@ -24,10 +24,10 @@ import ray
 
 from config import AppArgs, Settings
 from deployments.app import compose
+from harness.models import save_bag, save_random_htdemucs
 from pipelines import audio
 from pipelines.jobs import JobRecord, JobStore
 from pipelines.jobs.lease import LeaseState, read_lease
-from pipelines.separation import save_bag, save_random_htdemucs
 from pipelines.storage import Storage, open_storage
 from tests.audio_factory import sine_mix
 from tests.s3server import S3Server

@@ -11,7 +11,7 @@ import pytest
 
 from config import AppArgs
 from deployments.app import compose
-from pipelines.separation import save_random_htdemucs
+from harness.models import save_random_htdemucs
 from tests.s3server import S3Server
 from tests.serving import APP, TINY_HTDEMUCS, Stage
 

@@ -120,6 +120,42 @@ def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path
     assert all(after[r]["windows"] > before.get(r, 0) for r in after), "a worker did no windows"
 
 
+def test_concurrent_jobs_share_forward_passes_and_each_equals_apply_model(
+    served: str, serve_model_repo: Path
+) -> None:
+    """Three jobs at once, each with its own shifts, overlap and seed: their windows go
+    through shared forward passes, and each job's stems still equal its own apply_model."""
+    jobs = [(0, 0.25, 1, 3), (1, 0.37, 2, 4), (2, 0.5, 3, 5)]  # shifts, overlap, seed, track
+    songs = {}
+    before = sum(s["shared_passes"] for s in worker_stats().values())
+    with httpx.Client(base_url=served, timeout=60) as client:
+        accepted = []
+        for shifts, overlap, seed, track in jobs:
+            data = audio.encode(sine_mix(8.0, RATE, channels=2, seed=track), RATE, format="wav")
+            songs[seed] = audio.decode(data, sample_rate=RATE, channels=2)
+            params = {"format": "wav", "bit_depth": 32, "clip": "none", "shifts": shifts,
+                      "overlap": overlap, "seed": seed}  # fmt: skip
+            reply = client.post(
+                "/v1/separations", files={"file": ("song.wav", data, "audio/wav")}, data=params
+            )
+            assert reply.status_code == 202, reply.text
+            accepted.append(reply.json())
+        done = [follow_job(client, job) for job in accepted]
+        stems = [
+            {name: httpx.get(link["url"]).content for name, link in d["result"]["outputs"].items()}
+            for d in done
+        ]
+    after = sum(s["shared_passes"] for s in worker_stats().values())
+    assert after > before, "no forward pass held windows of more than one job"
+    for (shifts, overlap, seed, _), outputs in zip(jobs, stems, strict=True):
+        expected = reference(
+            serve_model_repo, songs[seed], shifts=shifts, overlap=overlap, seed=seed
+        )
+        for index, payload in enumerate(outputs.values()):
+            stem = audio.decode(payload, sample_rate=RATE, channels=2)
+            assert float(np.max(np.abs(stem - expected[index]))) <= 1e-4, (shifts, overlap)
+
+
 def test_second_model_is_multiplexed(served: str) -> None:
     data = audio.encode(sine_mix(3.0, RATE), RATE, format="flac")
     with httpx.Client(base_url=served, timeout=60) as client:

@@ -273,6 +273,22 @@ def test_past_the_budget_the_outage_is_reported(local: LocalStorage) -> None:
     assert raised.value.details["retried_seconds"] == 5.0 and clock.now == pytest.approx(1005.0)
 
 
+def test_every_failed_attempt_is_reported_and_budget_zero_fails_at_once(
+    local: LocalStorage,
+) -> None:
+    failed: list[str] = []
+    retrying = RetryingStorage(
+        Outage(local, 2), 10.0, sleep=lambda _: None, on_failure=failed.append
+    )
+    local.put("a/b", b"x")
+    assert retrying.get("a/b") == b"x" and failed == ["get", "get"]
+    failed.clear()
+    fail_fast = RetryingStorage(Outage(local, 5), 0, on_failure=failed.append)
+    with pytest.raises(StorageUnavailable):
+        fail_fast.stat("a/b")
+    assert failed == ["stat"]
+
+
 # --- configuration ------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from pipelines.jobs.runner import JobRunner
 from pipelines.jobs.scratch import LOCK_NAME, ScratchSpace, separation_cost
 from pipelines.jobs.separation import SeparationEngine
 from pipelines.jobs.transcription import SegmentStream
-from pipelines.separation import BatchOutput, Separator, load_model, timed_batch
+from pipelines.separation import BatchOutput, Separator, WindowBatch, load_model, timed_batch
 from pipelines.storage import LocalStorage
 from pipelines.storage.signing import UrlSigner
 
@@ -102,11 +102,11 @@ class Engines:
         self.fail = False
 
     async def separation(self, model: str) -> SeparationEngine:
-        async def forward(sub_model: int, batch: np.ndarray) -> BatchOutput:
+        async def forward(batch: WindowBatch) -> BatchOutput:
             await asyncio.to_thread(self.gate.wait)
             if self.fail:
                 raise RuntimeError("worker lost")
-            return timed_batch(self.separator.models[sub_model], batch)
+            return timed_batch(self.separator.models[batch.sub_model], batch.windows)
 
         return SeparationEngine(self.separator, forward, batch_size=1, max_inflight=2)
 

@@ -18,6 +18,7 @@ from demucs.hdemucs import HDemucs
 from demucs.htdemucs import HTDemucs
 from demucs.pretrained import get_model
 
+from harness.models import save_bag, save_random_htdemucs
 from pipelines.separation import (
     SOURCES,
     SeparationPlan,
@@ -26,10 +27,8 @@ from pipelines.separation import (
     load_model,
     normalise,
     run_batch,
-    save_bag,
-    save_random_htdemucs,
-    separate,
 )
+from pipelines.separation.runner import separate
 
 pytestmark = pytest.mark.unit
 

@@ -14,20 +14,14 @@ import torch
 from demucs.apply import apply_model
 from demucs.pretrained import get_model
 
+from harness.models import save_bag, save_random_htdemucs
 from pipelines import audio
 from pipelines.jobs import JobRecord, JobStore, SeparationParams, new_job_id
 from pipelines.jobs.context import JobContext
 from pipelines.jobs.separation import SeparationEngine, separate
-from pipelines.separation import (
-    BatchOutput,
-    Separator,
-    load_model,
-    save_bag,
-    save_random_htdemucs,
-    timed_batch,
-)
-from pipelines.separation import separate as separate_in_memory
+from pipelines.separation import BatchOutput, Separator, WindowBatch, load_model, timed_batch
 from pipelines.separation.normalise import normalise
+from pipelines.separation.runner import separate as separate_in_memory
 from pipelines.separation.track import RunningStats, ScratchTrack
 from pipelines.storage import LocalStorage
 from pipelines.storage.signing import UrlSigner
@@ -56,8 +50,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def engine_for(separator: Separator, max_inflight: int = 2, batch: int = 2) -> SeparationEngine:
-    async def forward(sub_model: int, windows: np.ndarray) -> BatchOutput:
-        return timed_batch(separator.models[sub_model], windows)
+    async def forward(batch: WindowBatch) -> BatchOutput:
+        return timed_batch(separator.models[batch.sub_model], batch.windows)
 
     return SeparationEngine(separator, forward, batch_size=batch, max_inflight=max_inflight)
 

@@ -15,16 +15,9 @@ import pytest
 import torch
 from demucs.htdemucs import HTDemucs
 
+from harness.models import HTDEMUCS_KWARGS, save_bag, save_random_htdemucs
 from pipelines.errors import ModelUnavailable, UnknownModel
-from pipelines.separation import (
-    HTDEMUCS_KWARGS,
-    SOURCES,
-    Separator,
-    load_model,
-    run_batch,
-    save_bag,
-    save_random_htdemucs,
-)
+from pipelines.separation import SOURCES, Separator, load_model, run_batch
 
 pytestmark = pytest.mark.unit
 

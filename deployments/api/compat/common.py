@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
-from deployments.api import admission
-from deployments.api.separations import checked_separation, separation_cost
+from deployments.api.admission import Admission
 from deployments.api.services import Services
-from deployments.api.submission import JobRequest, accept_job, max_upload_bytes
-from deployments.api.transcriptions import checked_transcription
-from pipelines.errors import InvalidRequest, JobNotFinished, PayloadTooLarge
-from pipelines.jobs import JobRecord, JobStatus, OutputFile, SeparationParams
-from pipelines.jobs.kinds import SPEECH_COST
-from pipelines.jobs.scratch import ScratchCost
-from pipelines.jobs.transcription import TranscriptionParams
+from deployments.api.submission import JobRequest
+from pipelines.errors import InvalidRequest, JobNotFinished
+from pipelines.jobs import JobRecord, JobStatus, OutputFile
 
 OLD_STATUS = {
     JobStatus.QUEUED: "queued",
@@ -55,23 +48,6 @@ def message(record: JobRecord) -> str:
     return str(error.get("message") or "The job failed.")
 
 
-def form_file(form: FormData, field: str, services: Services) -> UploadFile:
-    """The multipart part ``field``: present, not empty, within the upload limit."""
-    upload = form.get(field)
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequest(f"The multipart body needs a {field}= part.", details={"field": field})
-    size = upload.size or 0
-    limit = max_upload_bytes(services)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"The file is {size} bytes; the upload limit is {limit} bytes.",
-            details={"limit_bytes": limit},
-        )
-    if size == 0:
-        raise InvalidRequest("The uploaded file is empty.", details={"field": field})
-    return upload
-
-
 def form_text(form: FormData, field: str, default: str) -> str:
     value = form.get(field, default)
     if not isinstance(value, str):
@@ -84,7 +60,7 @@ async def replayed(request: Request, services: Services, owner: str, kind: str) 
 
     Run before the body is read, as ``/v1`` does, so a refusal costs no upload.
     """
-    replay = await admission.admit(request, services, owner, kind)
+    replay = await Admission(request, services, owner).replay(kind)
     return None if replay is None else str(json.loads(bytes(replay.body))["job_id"])
 
 
@@ -95,19 +71,7 @@ async def submit(
 
     ``job.params`` are the stemscribe parameters the old call translates to.
     """
-
-    async def validate(job: JobRequest) -> tuple[dict[str, Any], dict[str, Any], ScratchCost]:
-        if kind == "separation":
-            requested = SeparationParams.model_validate(job.params)
-            params, model = await checked_separation(services, requested)
-            seed = secrets.randbelow(2**31)
-            info = {"seed": seed, "model": params.model}
-            return params.model_dump(), info, separation_cost(params, model)
-        checked = checked_transcription(services, TranscriptionParams.model_validate(job.params))
-        await services.transcriber.check_available(str(checked.model))
-        return checked.model_dump(), {"model": checked.model}, SPEECH_COST
-
-    response = await accept_job(request, services, owner, job, kind, validate)
+    response = await Admission(request, services, owner).admit(job, kind)
     return str(json.loads(bytes(response.body))["job_id"])
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from deployments.api.services import Services, get_services
+from deployments.api.services import AppServices
 
 router = APIRouter(tags=["compat"], include_in_schema=False)
 
 
 @router.get("/health")
-async def health(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def health(services: AppServices) -> dict[str, Any]:
     """The process answers; which model families it serves (readiness: ``/readyz``)."""
     return {
         "status": "healthy",

@@ -14,11 +14,12 @@ import asyncio
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from deployments.api import intake
-from deployments.api.compat.common import file_response, finished, form_file, replayed, submit
+from deployments.api.bodies import upload_part
+from deployments.api.compat.common import file_response, finished, replayed, submit
 from deployments.api.compat.file_jobs import (
     KINDS,
     downloads,
@@ -27,7 +28,7 @@ from deployments.api.compat.file_jobs import (
     model_status,
     upload_meta,
 )
-from deployments.api.services import Services, current_owner, get_services
+from deployments.api.services import AppServices, Owner, Services
 from deployments.api.submission import JobRequest
 from pipelines.errors import InvalidRequest, ModelNotAvailable, NotFound, UnknownModel
 
@@ -54,7 +55,7 @@ async def variant_of(request: Request) -> str | None:
 
 
 @router.get("/models")
-async def models(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def models(services: AppServices) -> dict[str, Any]:
     """The model families, their variants, and which are available."""
     separation = await services.launcher.separation_models()
     transcription = services.args.transcription
@@ -82,15 +83,11 @@ async def models(services: Services = Depends(get_services)) -> dict[str, Any]:
 
 
 @router.post("/upload")
-async def upload(
-    request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
-) -> dict[str, Any]:
+async def upload(request: Request, services: AppServices, owner: Owner) -> dict[str, Any]:
     """Multipart ``file``: any audio FFmpeg decodes (mp3, wav, flac, m4a, ogg...)."""
     form = await request.form()
     try:
-        audio = form_file(form, "file", services)
+        audio = upload_part(form, "file", services)
         stored = await intake.store_body(
             services, audio.file, audio.filename, audio.content_type, intake.admit_any
         )
@@ -150,8 +147,8 @@ async def process(
     model: str,
     file_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     """JSON ``{"model_variant": ...}`` (optional) for ``demucs`` or ``whisper``."""
     return await start(request, services, owner, model, file_id)
@@ -161,19 +158,15 @@ async def process(
 async def separate(
     file_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     """The older form of ``/process/demucs/{file_id}``."""
     return await start(request, services, owner, "demucs", file_id)
 
 
 @router.get("/status/{file_id}")
-async def status(
-    file_id: str,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
-) -> dict[str, Any]:
+async def status(file_id: str, services: AppServices, owner: Owner) -> dict[str, Any]:
     """The file's jobs; the top-level fields are those of the latest one."""
     meta = await upload_meta(services, file_id, owner)
     jobs = await file_jobs(services, file_id, owner)
@@ -187,12 +180,7 @@ async def status(
 
 
 @router.get("/download/{file_id}/{track}", name="compat_track")
-async def download(
-    file_id: str,
-    track: str,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
-) -> Response:
+async def download(file_id: str, track: str, services: AppServices, owner: Owner) -> Response:
     """A stem by name (``vocals``...), ``stems.zip``, or ``transcription`` (plain text)."""
     await upload_meta(services, file_id, owner)
     jobs = await file_jobs(services, file_id, owner)
@@ -213,8 +201,8 @@ async def download(
 async def files(
     file_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     """What can be downloaded for the file now."""
     meta = await upload_meta(services, file_id, owner)
@@ -233,11 +221,7 @@ async def files(
 
 
 @router.delete("/cleanup/{file_id}")
-async def cleanup(
-    file_id: str,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
-) -> dict[str, Any]:
+async def cleanup(file_id: str, services: AppServices, owner: Owner) -> dict[str, Any]:
     """Delete the upload and the outputs of its jobs; cancel any still running."""
     await upload_meta(services, file_id, owner)
     deleted, cancelled = [], []

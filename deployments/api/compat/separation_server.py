@@ -11,14 +11,14 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from deployments.api.bodies import upload_part
 from deployments.api.compat.common import (
     OLD_STATUS,
     file_response,
     finished,
-    form_file,
     form_text,
     load,
     message,
@@ -26,7 +26,7 @@ from deployments.api.compat.common import (
     replayed,
     submit,
 )
-from deployments.api.services import Services, current_owner, get_services
+from deployments.api.services import AppServices, Owner
 from deployments.api.submission import JobRequest
 from pipelines.errors import InvalidRequest, NotFound
 from pipelines.jobs import JobRecord
@@ -80,7 +80,7 @@ def job_view(request: Request, record: JobRecord) -> dict[str, Any]:
 
 
 @router.get("/info")
-async def info(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def info(services: AppServices) -> dict[str, Any]:
     """What the server can do: models, stem choices, formats, limits."""
     models = await services.launcher.separation_models()
     limits = services.args.limits
@@ -96,17 +96,13 @@ async def info(services: Services = Depends(get_services)) -> dict[str, Any]:
 
 
 @router.post("/upload")
-async def upload(
-    request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
-) -> dict[str, Any]:
+async def upload(request: Request, services: AppServices, owner: Owner) -> dict[str, Any]:
     """Multipart ``audio_file`` plus ``model``, ``stems``, ``format``: a separation job."""
     job_id = await replayed(request, services, owner, "separation")
     if job_id is None:
         form = await request.form()
         try:
-            audio = form_file(form, "audio_file", services)
+            audio = upload_part(form, "audio_file", services)
             params = separation_params(
                 form_text(form, "model", services.args.separation.default_model),
                 form_text(form, "stems", "all"),
@@ -124,18 +120,14 @@ async def upload(
 async def status(
     job_id: str,
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
 ) -> dict[str, Any]:
     return job_view(request, await load(services, job_id, owner))
 
 
 @router.get("/download/{job_id}", name="compat_download")
-async def download(
-    job_id: str,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
-) -> Response:
+async def download(job_id: str, services: AppServices, owner: Owner) -> Response:
     """The ZIP of the stems."""
     record = finished(await load(services, job_id, owner))
     if record.archive is None:
@@ -146,8 +138,8 @@ async def download(
 @router.get("/jobs")
 async def jobs(
     request: Request,
-    services: Services = Depends(get_services),
-    owner: str = Depends(current_owner),
+    services: AppServices,
+    owner: Owner,
     limit: int = Query(default=50, ge=1, le=100),
 ) -> dict[str, Any]:
     """The caller's most recent separation jobs, newest first."""

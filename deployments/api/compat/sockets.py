@@ -19,8 +19,9 @@ import socketio
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.api.auth import OPEN_TENANT, ApiKeys, route_path
+from deployments.api.auth import OPEN_TENANT, ApiKeys
 from deployments.api.services import Services
+from deployments.api.urls import route_path
 
 SOCKETIO_PATH = "/socket.io"
 

@@ -28,7 +28,7 @@ from deployments.api.auth import ApiKeys
 from deployments.api.compat.sockets import tenant
 from deployments.api.live import LiveStream
 from deployments.api.services import Services
-from deployments.api.streaming import session_registry
+from deployments.api.sessions import session_registry
 from pipelines.errors import StemscribeError
 from pipelines.streaming import ServerEvent, StreamParams, parse_stream_params
 

@@ -1,4 +1,4 @@
-"""Run a session synchronously over a whole recording (tests and benchmarks)."""
+"""Run a live session synchronously over a whole recording, for tests and benchmarks."""
 
 from __future__ import annotations
 
