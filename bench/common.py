@@ -45,9 +45,9 @@ def _gpu() -> str:
     return f", GPU: {out.stdout.strip()}"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the ``## name`` section of docs/BENCHMARKS.md."""
-    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+def write_section(name: str, body: str, results: Path = RESULTS) -> None:
+    """Replace (or append) the ``name`` section of ``results`` (docs/BENCHMARKS.md)."""
+    text = results.read_text() if results.exists() else HEADER
     start = f"<!-- {name}:start -->"
     end = f"<!-- {name}:end -->"
     section = f"{start}\n{body.strip()}\n{end}"
@@ -57,8 +57,8 @@ def write_section(name: str, body: str) -> None:
         )
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(text)
 
 
 def bench_port(default: int) -> int:

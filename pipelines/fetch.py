@@ -161,14 +161,12 @@ def fetch_url(
             try:
                 response = client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise InvalidRequest(
-                    f"input.url could not be fetched: {exc}.", details=_FIELD
-                ) from exc
+                raise _unreachable(exc, timeout) from exc
             try:
                 if response.is_redirect:
                     url = _next_hop(url, response)
                     continue
-                return _save(response, dest, max_bytes, deadline)
+                return _save(response, dest, max_bytes, deadline, timeout)
             finally:
                 response.close()
     raise InvalidRequest(f"input.url redirected more than {MAX_REDIRECTS} times.", details=_FIELD)
@@ -180,7 +178,9 @@ def _next_hop(url: str, response: httpx.Response) -> str:
     return str(httpx.URL(url).join(location))
 
 
-def _save(response: httpx.Response, dest: Path, max_bytes: int, deadline: float) -> int:
+def _save(
+    response: httpx.Response, dest: Path, max_bytes: int, deadline: float, timeout: float
+) -> int:
     if response.status_code != 200:
         raise InvalidRequest(f"input.url answered HTTP {response.status_code}.", details=_FIELD)
     declared = response.headers.get("content-length", "")
@@ -189,15 +189,29 @@ def _save(response: httpx.Response, dest: Path, max_bytes: int, deadline: float)
     written = 0
     try:
         with dest.open("wb") as out:
-            for chunk in response.iter_bytes(1 << 16):
+            # Chunks as they arrive (no re-chunking), so a server that trickles bytes
+            # meets the deadline between any two of them.
+            for chunk in response.iter_bytes():
                 written += len(chunk)
                 if written > max_bytes:
                     raise PayloadTooLarge(
                         f"input.url is larger than the limit of {max_bytes} bytes."
                     )
                 if time.monotonic() > deadline:
-                    raise InvalidRequest("input.url took too long to download.", details=_FIELD)
+                    raise _too_slow(timeout)
                 out.write(chunk)
     except httpx.HTTPError as exc:
-        raise InvalidRequest(f"input.url could not be fetched: {exc}.", details=_FIELD) from exc
+        raise _unreachable(exc, timeout) from exc
     return written
+
+
+def _unreachable(exc: httpx.HTTPError, timeout: float) -> InvalidRequest:
+    if isinstance(exc, httpx.TimeoutException):
+        return _too_slow(timeout)
+    return InvalidRequest(f"input.url could not be fetched: {exc}.", details=_FIELD)
+
+
+def _too_slow(timeout: float) -> InvalidRequest:
+    return InvalidRequest(
+        f"input.url took longer than the {timeout:g} s allowed to download.", details=_FIELD
+    )

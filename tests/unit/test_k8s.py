@@ -52,6 +52,7 @@ APP_METRICS = {
     "stemscribe_queue_wait_seconds": "histogram",
     "stemscribe_job_duration_seconds": "histogram",
     "stemscribe_windows_per_batch": "histogram",
+    "stemscribe_windows_total": "counter",
     "stemscribe_queue_depth": "gauge",
     "stemscribe_jobs_running": "gauge",
     "stemscribe_stream_sessions": "gauge",
