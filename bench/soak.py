@@ -1,6 +1,6 @@
 """A bounded chaos soak on loopback: mixed load while replicas die and storage restarts.
 
-Starts its own SeaweedFS S3 server (tests/s3server.py) and the app on a local Ray
+Starts its own SeaweedFS S3 server (harness/s3server.py) and the app on a local Ray
 cluster (tiny Demucs and tiny.en on CPU; two JobCoordinator and two DemucsWorker
 replicas). First each input is run once undisturbed (the references). Then for
 ``--minutes``, clients keep separations (multipart and by upload), transcriptions and
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import os
 import random
 import sys
@@ -41,6 +40,7 @@ from bench.common import ROOT, bench_port, machine, write_section
 from config import AppArgs
 from harness.audio import sine_mix
 from harness.models import TINY_HTDEMUCS, save_random_htdemucs
+from harness.s3server import S3Server
 from harness.serving import deploy, wait_ready
 from pipelines import audio
 
@@ -97,7 +97,7 @@ class Tally:
 @dataclass
 class Soak:
     base: str
-    s3: Any  # tests.s3server.S3Server
+    s3: S3Server
     until: float
     references: dict[str, Any]
     tallies: dict[str, Tally] = field(default_factory=lambda: {k: Tally() for k in KINDS})
@@ -376,9 +376,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stemscribe-soak-") as tmp:
         work = Path(tmp)
         save_random_htdemucs(work / "models", "tiny_htdemucs", seed=0, **TINY_HTDEMUCS)
-        # Imported by name: the tests' helpers are type-checked with the tests, not here.
-        s3_server = importlib.import_module("tests.s3server").S3Server
-        with s3_server(work / "s3", bucket="soak") as s3:
+        with S3Server(work / "s3", bucket="soak") as s3:
             ray.init(
                 num_cpus=2 * (os.cpu_count() or 2), include_dashboard=False, log_to_driver=False
             )
