@@ -59,6 +59,8 @@ class Peak:
     baseline: dict[int, int] = field(default_factory=dict)
     total: int = 0
     largest: int = 0
+    largest_name: str = ""
+    """The process whose growth was the largest (its Ray process title)."""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @staticmethod
@@ -71,6 +73,13 @@ class Peak:
                 continue
         return rss
 
+    @staticmethod
+    def name(pid: int) -> str:
+        try:
+            return " ".join(psutil.Process(pid).cmdline())[:80]
+        except psutil.Error:
+            return f"pid {pid}"
+
     def watch(self, root: psutil.Process) -> threading.Thread:
         self.baseline = self.tree(root)
 
@@ -79,8 +88,10 @@ class Peak:
             while not self._stop.wait(0.25):
                 now = self.tree(root)
                 self.total = max(self.total, sum(now.values()) - base_total)
-                growth = [rss - self.baseline.get(pid, 0) for pid, rss in now.items()]
-                self.largest = max(self.largest, *growth, 0)
+                for pid, rss in now.items():
+                    if rss - self.baseline.get(pid, 0) > self.largest:
+                        self.largest = rss - self.baseline.get(pid, 0)
+                        self.largest_name = self.name(pid)
 
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
@@ -284,6 +295,7 @@ def measure(
         "minutes": minutes,
         "tree": peak.total / GIB,
         "largest": peak.largest / GIB,
+        "largest_process": peak.largest_name,
         "seconds": seconds,
         "timings": job.get("timings", {}),
     }
@@ -331,6 +343,7 @@ def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> 
         f"- {r['minutes']:g} min: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
         for r in rows
     )
+    largest = "\n".join(f"- {r['minutes']:g} min: `{r['largest_process']}`" for r in rows)
     command = "python -m bench.memory " + " ".join(sys.argv[1:])
     together = (
         "The CLI ran alongside the service (`--cli-parallel`): separate process trees, so "
@@ -349,6 +362,10 @@ upper bound). CLI: peak RSS of `python -m demucs.separate` and its children.
 | track | service tree growth | largest process growth | CLI peak | service time | CLI time |
 |---|---|---|---|---|---|
 {table}
+
+The process that grew the most:
+
+{largest}
 
 Per-stage seconds of each job (summed over batches; `queue_wait` and `forward` overlap
 across batches in flight):
