@@ -43,13 +43,15 @@ class SeparationArgs(BaseModel):
     max_inflight_batches: int = Field(
         default=8, ge=1, description="Concurrent DemucsWorker calls one job keeps in flight."
     )
-    max_windows_per_pass: int = Field(
-        default=8,
+    max_windows_per_pass: int | None = Field(
+        default=None,
         ge=1,
         le=256,
         description="Most windows a DemucsWorker runs in one forward pass. Calls that wait "
         "while a pass runs (of any job, same model and window shape) go through the next "
-        "pass together, up to this many windows; 1 turns this cross-job batching off.",
+        "pass together, up to this many windows; 1 turns this cross-job batching off. Unset: "
+        "8 on a GPU, 1 on the CPU (a bigger pass computes no faster there and needs more "
+        "memory).",
     )
     precision: Literal["fp32", "tf32", "bf16", "fp16"] = Field(
         default="fp32",

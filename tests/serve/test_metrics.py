@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from ray.util.metrics import Counter, Histogram
 from websockets.asyncio.client import connect
 
-from config import SeparationArgs
 from deployments.metrics import (
     APP_METRICS,
     AUDIO_SECONDS,
@@ -38,6 +37,7 @@ from deployments.metrics import (
 from pipelines import audio
 from scripts.make_broken_audio import flac_claiming, silent_flac
 from tests.audio_factory import sine_mix
+from tests.serve.conftest import PASS_WINDOWS
 from tests.serving import APP, follow_job
 from tests.speech import speech_path
 
@@ -173,7 +173,7 @@ def test_audio_seconds_by_kind_and_model(
 def test_windows_per_batch(meter: Meter, jobs: dict[str, dict[str, Any]]) -> None:
     bucket, _, count = exported(WINDOWS_PER_BATCH)
     (windows_total,) = exported(WINDOWS)
-    most = SeparationArgs.model_fields["max_windows_per_pass"].default  # the serve tier's
+    most = PASS_WINDOWS
     meter.until(lambda: meter.value(count) >= 1, "the 6 s separation's passes")
     meter.until(lambda: meter.value(windows_total) >= meter.value(count), "its windows")
     passes, windows = meter.value(count), meter.value(windows_total)

@@ -148,7 +148,12 @@ def test_simulated_device_returns_zeros_shaped_like_the_model_output() -> None:
     device = SimulatedDevice(fixed_s=0.0, per_window_s=0.001)
     output = device.fetch(device.forward(model, device.stage(windows(3, seed=1, length=80))))
     assert output.shape == (3, len(model.sources), 2, 80) and not output.any()
-    assert device.name == "cpu" and device.label == "simulated"
+    assert device.name == "cpu" and device.label == "simulated" and device.pass_windows == 8
+
+
+def test_passes_share_by_default_on_an_accelerator_only() -> None:
+    """On the CPU a bigger pass is no faster per window and only needs more memory."""
+    assert TorchDevice("cpu").pass_windows == 1
 
 
 def test_the_config_file_app_builder_refuses_a_simulated_device() -> None:
