@@ -120,13 +120,16 @@ def client(served_fresh: str) -> Iterator[httpx.Client]:
 def jobs(meter: Meter, client: httpx.Client) -> dict[str, dict[str, Any]]:
     """A separation and a transcription that succeed, and a separation that fails."""
     song = audio.encode(sine_mix(6.0, 44100, seed=4), 44100, format="wav")
-    form = {"stems": "drums", "shifts": "0"}
+    # Not from the result cache: earlier modules may have run the same inputs.
+    form = {"stems": "drums", "shifts": "0", "cache": "false"}
     # Its header says ten seconds; decoding finds 200 (over the 120 s limit): a failed job.
     too_long = flac_claiming(silent_flac(200.0), 80_000)
     submitted = {
         "separated": client.post("/v1/separations", files={"file": ("a.wav", song)}, data=form),
         "transcribed": client.post(
-            "/v1/transcriptions", files={"file": ("w.wav", speech_path("weather").read_bytes())}
+            "/v1/transcriptions",
+            files={"file": ("w.wav", speech_path("weather").read_bytes())},
+            data={"cache": "false"},
         ),
         "failed": client.post("/v1/separations", files={"file": ("b.flac", too_long)}, data=form),
     }
