@@ -69,7 +69,9 @@ def submit_and_wait(base: str, data: bytes) -> tuple[float, dict[str, float]]:
     """Seconds from the POST to ``succeeded``, and the job's per-stage seconds."""
     start = time.perf_counter()
     files = {"file": ("song.wav", data)}
-    job = httpx.post(f"{base}/v1/separations", files=files, data={"shifts": "1"}, timeout=120)
+    job = httpx.post(
+        f"{base}/v1/separations", files=files, data={"shifts": "1", "cache": "false"}, timeout=120
+    )
     job.raise_for_status()
     url = job.json()["status_url"]
     while True:

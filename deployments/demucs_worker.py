@@ -3,6 +3,12 @@
 GPU replicas never decode, encode or upload; coordinators send fixed-shape windows
 and get model outputs back through the object store. Calls of any job that wait while
 a forward pass runs share the next one (``separation.max_windows_per_pass``).
+
+Every forward pass runs on one thread of its own, and the C allocator hands back what
+a pass freed once it ends: a pass's working set is then allocated in one arena and
+released, so the worker's memory is one pass's worth however long the tracks are
+(with passes on whichever executor thread was free, each thread's arena kept its own
+high-water mark, and the peak crept up with the number of passes).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +36,7 @@ from pipelines.separation import (
     WindowBatcher,
     load_model,
 )
+from pipelines.separation.device import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class DemucsWorker:
         set_torch_threads(threads)
         self.device = window_device(args)
         self._windows = 0
+        self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="forward")
         self._health = ModelHealth(lambda separator: probe_separator(separator, self.device.name))
         self._repo = Path(args.model_repo) if args.model_repo else None
         log.info("DemucsWorker on %s with %d threads", self.device.label, threads)
@@ -76,9 +85,14 @@ class DemucsWorker:
         # next pass's windows are staged while this one computes.
         async with self._health.exclusive(separator):
             started = time.perf_counter()
-            output = await asyncio.to_thread(self.device.forward, model, staged)
+            output = await asyncio.get_running_loop().run_in_executor(
+                self._forward_thread, self.device.forward, model, staged
+            )
             seconds = time.perf_counter() - started
-        return BatchOutput(await asyncio.to_thread(self.device.fetch, output), seconds)
+        fetched = await asyncio.to_thread(self.device.fetch, output)
+        del staged, output
+        await asyncio.to_thread(release_free_memory)
+        return BatchOutput(fetched, seconds)
 
     async def check_health(self) -> None:
         """Serve's health check: the last model used still runs on this device."""
