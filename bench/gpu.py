@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from bench.common import bench_port, machine, write_section
-from bench.memory import TINY, song, upload
 from config import AppArgs, Settings
-from harness.models import save_random_htdemucs
-from harness.serving import wait_ready
+from harness.audio import long_song
+from harness.models import SHALLOW_HTDEMUCS, save_random_htdemucs
+from harness.serving import upload_file, wait_ready
 from pipelines.separation import load_model
 from pipelines.separation.device import Precision, TorchDevice
 from pipelines.separation.geometry import segment_length_of
@@ -141,8 +141,8 @@ def through_service(
         serve.run(compose(service_args(repo, gpus), settings), name="gpu", route_prefix="/")
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, timeout=600)
-        asyncio.run(separate_all(base, [upload(base, tracks[0])]))  # loads the model
-        seconds = asyncio.run(separate_all(base, [upload(base, t) for t in tracks]))
+        asyncio.run(separate_all(base, [upload_file(base, tracks[0])]))  # loads the model
+        seconds = asyncio.run(separate_all(base, [upload_file(base, t) for t in tracks]))
         handle = serve.get_deployment_handle("DemucsWorker", "gpu")
         replicas: dict[str, list[str]] = {}
         for _ in range(20):
@@ -179,9 +179,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         work = Path(tmp)
         repo = work / "models"
-        save_random_htdemucs(repo, MODEL, seed=0, **(TINY if opts.tiny else {}))
+        save_random_htdemucs(repo, MODEL, seed=0, **(SHALLOW_HTDEMUCS if opts.tiny else {}))
         passes = forward_passes(repo, opts.device, opts.batches, opts.repeats)
-        tracks = [song(opts.track_minutes, work / f"track-{i}.wav") for i in range(opts.tracks)]
+        tracks = [
+            long_song(opts.track_minutes, work / f"track-{i}.wav") for i in range(opts.tracks)
+        ]
         cli = command_line(repo, tracks, work, opts.device)
         print(f"demucs.separate: {cli:.1f} s", flush=True)
         gpus = 0.5 if opts.device == "cuda" else 0

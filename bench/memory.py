@@ -26,30 +26,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import psutil
 
 from bench.common import machine, write_section
-from harness.serving import wait_ready
-from pipelines import audio
+from harness.audio import long_song
+from harness.serving import upload_file, wait_ready
 
-RATE = 44100
 GIB = 1024**3
-TINY = {  # no transformer, shallow: a few seconds per 7.8 s window on a small CPU
-    "channels": 8,
-    "depth": 3,
-    "t_layers": 0,
-    "dconv_comp": 2,
-    "bottom_channels": 0,
-    "segment": Fraction(39, 5),
-}
 
 
 @dataclass
@@ -102,30 +90,13 @@ class Peak:
         thread.join()
 
 
-def song(minutes: float, path: Path) -> Path:
-    """A stereo chord progression with a little noise, written 10 s at a time."""
-
-    def blocks() -> Iterator[np.ndarray]:
-        rng = np.random.default_rng(0)
-        block = 10 * RATE
-        for first in range(0, int(minutes * 60 * RATE), block):
-            t = (first + np.arange(block)) / RATE
-            root = 110 * 2 ** ((first // block) % 12 / 12)
-            mono = sum(0.15 * np.sin(2 * np.pi * root * k * t) for k in (1, 1.25, 1.5, 2))
-            noise = 0.02 * rng.standard_normal((2, block))
-            yield (np.stack([mono, 0.8 * mono]) + noise).astype(np.float32)
-
-    audio.encode_file(blocks(), path, RATE, 2, format="wav", bit_depth=16)
-    return path
-
-
 def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
     """The model name and the CLI's repo flags."""
     if model != "tiny":
         return model, []
-    from harness.models import save_random_htdemucs
+    from harness.models import SHALLOW_HTDEMUCS, save_random_htdemucs
 
-    save_random_htdemucs(repo, "tiny_htdemucs_44k", seed=0, **TINY)
+    save_random_htdemucs(repo, "tiny_htdemucs_44k", seed=0, **SHALLOW_HTDEMUCS)
     return "tiny_htdemucs_44k", ["--repo", str(repo)]
 
 
@@ -158,21 +129,6 @@ def serve_app(work: Path, model: str, repo: str | None, port: int) -> None:
     stop.wait()
     serve.shutdown()
     ray.shutdown()
-
-
-def upload(base: str, path: Path) -> str:
-    size = path.stat().st_size
-    meta = {"filename": path.name, "content_type": "audio/wav", "bytes": size}
-    reply = httpx.post(f"{base}/v1/uploads", json=meta, timeout=60)
-    reply.raise_for_status()
-    grant = reply.json()
-    url = grant["put_url"] if grant["put_url"].startswith("http") else base + grant["put_url"]
-    with path.open("rb") as file:
-        headers = {"content-type": "audio/wav", "content-length": str(size)}
-        httpx.put(
-            url, content=iter(lambda: file.read(1 << 20), b""), headers=headers, timeout=600
-        ).raise_for_status()
-    return str(grant["upload_id"])
 
 
 def separate(base: str, upload_id: str, shifts: int) -> dict[str, Any]:
@@ -234,7 +190,7 @@ def main() -> None:
 def run(opts: argparse.Namespace, work: Path) -> None:
     model, flags = model_options(opts.model, work / "models")
     repo = ["--repo", str(work / "models")] if flags else []
-    tracks = {m: song(m, work / f"track-{m:g}min.wav") for m in opts.minutes}
+    tracks = {m: long_song(m, work / f"track-{m:g}min.wav") for m in opts.minutes}
     rows: list[dict[str, Any]] = []
     cli_minutes = opts.minutes if opts.cli_minutes is None else opts.cli_minutes
     cli_rows: dict[float, dict[str, float]] = {}
@@ -278,8 +234,8 @@ def measure(
     server = psutil.Popen([*command, "--port", str(opts.port), *repo], stdout=subprocess.DEVNULL)
     try:
         wait_ready(base, timeout=900, process=server)
-        separate(base, upload(base, song(1.0, work / "warm.wav")), opts.shifts)
-        upload_id = upload(base, path)
+        separate(base, upload_file(base, long_song(1.0, work / "warm.wav")), opts.shifts)
+        upload_id = upload_file(base, path)
         time.sleep(5)  # let the upload's buffers settle before the baseline
         peak = Peak()
         thread = peak.watch(server)

@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 
 from bench.common import bench_port, machine, write_section
-from bench.memory import song, upload
 from config import AppArgs, Settings
+from harness.audio import long_song
 from harness.models import save_random_htdemucs
-from harness.serving import wait_ready
+from harness.serving import upload_file, wait_ready
 
 MODEL = "htdemucs_random"
 
@@ -148,8 +148,8 @@ def main() -> None:
 
 def measure(opts: argparse.Namespace, work: Path) -> tuple[list[Run], Run, dict[str, Run]]:
     save_random_htdemucs(work / "models", MODEL, seed=0)
-    track = song(opts.minutes, work / "track.wav")
-    short = song(1.0, work / "short.wav")
+    track = long_song(opts.minutes, work / "track.wav")
+    short = long_song(1.0, work / "short.wav")
     cost = (opts.fixed_s, opts.per_window_s)
     feed = max(opts.workers)
     scaling: list[Run] = []
@@ -157,20 +157,20 @@ def measure(opts: argparse.Namespace, work: Path) -> tuple[list[Run], Run, dict[
         # Enough in flight for every worker to hold a pass and have the next one waiting.
         shape = {"window_batch_size": 4, "max_inflight_batches": max(8, 2 * workers)}
         base = deploy(app_args(work / "models", workers, *cost, **shape), work, opts.port)
-        warm = upload(base, short)
+        warm = upload_file(base, short)
         run_jobs(base, [warm], workers)
-        scaling.append(run_jobs(base, [upload(base, track)], workers))
+        scaling.append(run_jobs(base, [upload_file(base, track)], workers))
         print(scaling[-1], flush=True)
     shape = {"window_batch_size": 4, "max_inflight_batches": 2 * feed}
     base = deploy(app_args(work / "models", feed, 0.0, 0.0, **shape), work, opts.port)
-    run_jobs(base, [upload(base, short)], feed)
-    fed = run_jobs(base, [upload(base, track)], feed)
+    run_jobs(base, [upload_file(base, short)], feed)
+    fed = run_jobs(base, [upload_file(base, track)], feed)
     print(fed, flush=True)
     batching: dict[str, Run] = {}
     for label, per_pass in (("one call per pass", 1), ("passes of up to 8 windows", 8)):
         shape = {"window_batch_size": 1, "max_windows_per_pass": per_pass}
         base = deploy(app_args(work / "models", 1, *cost, **shape), work, opts.port)
-        uploads = [upload(base, short) for _ in range(opts.concurrent)]
+        uploads = [upload_file(base, short) for _ in range(opts.concurrent)]
         run_jobs(base, uploads[:1], 1)
         batching[label] = run_jobs(base, uploads, 1)
         print(label, batching[label], flush=True)

@@ -4,6 +4,10 @@ The model is the full htdemucs architecture with random weights (the compute of 
 real one, no download). The service time runs from the multipart POST to the job
 record saying ``succeeded`` (every stem and the ZIP already in storage).
 
+A third row runs ``apply_model`` again in this process while the app sits idle beside
+it: what the served app's own processes (Ray, Serve, the other replicas) cost a
+forward pass that already uses every core, without any of the service's work.
+
     .venv/bin/python bench/separation.py [--seconds 60] [--repeats 2]
 """
 
@@ -86,8 +90,9 @@ def submit_and_wait(base: str, data: bytes) -> tuple[float, dict[str, float]]:
 
 
 def service(
-    repo: Path, data: bytes, threads: int, repeats: int, work: Path
-) -> list[tuple[float, dict[str, float]]]:
+    repo: Path, data: bytes, wav: np.ndarray, threads: int, repeats: int, work: Path
+) -> tuple[list[tuple[float, dict[str, float]]], list[float]]:
+    """The service runs, then ``apply_model`` beside the idle app."""
     import ray
     from ray import serve
 
@@ -102,7 +107,9 @@ def service(
     warm = audio.encode(sine_mix(2.0, RATE), RATE, format="wav")
     submit_and_wait(base, warm)  # loads the model into the worker
     try:
-        return [submit_and_wait(base, data) for _ in range(repeats)]
+        runs = [submit_and_wait(base, data) for _ in range(repeats)]
+        beside = [direct(repo, wav, threads) for _ in range(repeats)]
+        return runs, beside
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -121,15 +128,19 @@ def main() -> None:
         wav = audio.decode(data, sample_rate=RATE, channels=2)
         ref = [direct(work / "models", wav, opts.threads) for _ in range(opts.repeats)]
         print(f"direct apply_model: {', '.join(f'{t:.1f} s' for t in ref)}", flush=True)
-        runs = service(work / "models", data, opts.threads, opts.repeats, work)
-    report(opts, ref, runs)
+        runs, beside = service(work / "models", data, wav, opts.threads, opts.repeats, work)
+    report(opts, ref, runs, beside)
 
 
 def report(
-    opts: argparse.Namespace, ref: list[float], runs: list[tuple[float, dict[str, float]]]
+    opts: argparse.Namespace,
+    ref: list[float],
+    runs: list[tuple[float, dict[str, float]]],
+    beside: list[float],
 ) -> None:
     served = [seconds for seconds, _ in runs]
     ratio = statistics.median(served) / statistics.median(ref)
+    idle_cost = statistics.median(beside) / statistics.median(ref)
     stages = "\n".join(
         f"- run {i}: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items()))
         for i, (_, timings) in enumerate(runs, 1)
@@ -137,6 +148,7 @@ def report(
     rows = [
         ("`apply_model` (direct, in process)", ref),
         ("service end to end (POST → stems in storage)", served),
+        ("`apply_model` again, the idle app running beside it", beside),
     ]
     table = "\n".join(
         f"| {name} | {statistics.median(t):.1f} s | {', '.join(f'{x:.1f}' for x in t)} |"
@@ -152,6 +164,9 @@ def report(
 {table}
 
 **Ratio service / direct: {ratio:.3f}** (target ≤ 1.15)
+
+The idle app alone makes `apply_model` take {idle_cost:.3f}× as long: of the service's
+ratio, that much is the cost of sharing the cores with the app's processes.
 
 Where the service's time goes, per run (the job's own stage timings; `forward` is the
 worker's compute summed over passes, `queue_wait` the rest of each call's round trip,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
 import numpy as np
 
-from pipelines.audio import FORMATS, encode
+from pipelines.audio import FORMATS, encode, encode_file
 
 # format -> (muxer, encoder, sample format, encoder options), for the formats
 # users upload but the service never writes.
@@ -216,3 +218,21 @@ class _ForwardOnly(io.RawIOBase):
         chunk = self._data.read(len(buffer))
         buffer[: len(chunk)] = chunk
         return len(chunk)
+
+
+def long_song(minutes: float, path: Path, sample_rate: int = 44100) -> Path:
+    """A stereo chord progression with a little noise, as 16-bit WAV at ``path``,
+    written 10 s at a time (an hour never sits in memory)."""
+
+    def blocks() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(0)
+        block = 10 * sample_rate
+        for first in range(0, int(minutes * 60 * sample_rate), block):
+            t = (first + np.arange(block)) / sample_rate
+            root = 110 * 2 ** ((first // block) % 12 / 12)
+            mono = sum(0.15 * np.sin(2 * np.pi * root * k * t) for k in (1, 1.25, 1.5, 2))
+            noise = 0.02 * rng.standard_normal((2, block))
+            yield (np.stack([mono, 0.8 * mono]) + noise).astype(np.float32)
+
+    encode_file(blocks(), path, sample_rate, 2, format="wav", bit_depth=16)
+    return path

@@ -16,7 +16,13 @@ from demucs.htdemucs import HTDemucs
 
 from pipelines.separation.models import SOURCES
 
-__all__ = ["HTDEMUCS_KWARGS", "TINY_HTDEMUCS", "save_bag", "save_random_htdemucs"]
+__all__ = [
+    "HTDEMUCS_KWARGS",
+    "SHALLOW_HTDEMUCS",
+    "TINY_HTDEMUCS",
+    "save_bag",
+    "save_random_htdemucs",
+]
 
 HTDEMUCS_KWARGS: dict[str, Any] = {
     "sources": SOURCES,
@@ -43,6 +49,17 @@ TINY_HTDEMUCS: dict[str, Any] = {
     "segment": 2,
 }
 """A complete but tiny HTDemucs: 2 s windows at 44.1 kHz, fast on a CPU."""
+
+SHALLOW_HTDEMUCS: dict[str, Any] = {
+    "channels": 8,
+    "depth": 3,
+    "t_layers": 0,
+    "dconv_comp": 2,
+    "bottom_channels": 0,
+    "segment": Fraction(39, 5),
+}
+"""htdemucs' 7.8 s windows without the transformer, shallow: a few seconds a window on a
+small CPU. For long tracks, whose memory and plumbing depend on the window, not the model."""
 
 
 def _sig_of(path: Path) -> str:

@@ -10,7 +10,7 @@ import httpx
 
 from config import AppArgs
 
-__all__ = ["deploy", "tiny_app_args", "wait_ready"]
+__all__ = ["deploy", "tiny_app_args", "upload_file", "wait_ready"]
 
 
 def deploy(app: Any, name: str, timeout: int = 300) -> None:
@@ -85,3 +85,19 @@ def tiny_app_args(repo: Path, **sections: dict[str, Any]) -> AppArgs:
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
     return AppArgs.model_validate(raw)
+
+
+def upload_file(base_url: str, path: Path, content_type: str = "audio/wav") -> str:
+    """Reserve an upload, PUT ``path`` to its URL in 1 MiB pieces; the upload id."""
+    size = path.stat().st_size
+    meta = {"filename": path.name, "content_type": content_type, "bytes": size}
+    reply = httpx.post(f"{base_url}/v1/uploads", json=meta, timeout=60)
+    reply.raise_for_status()
+    grant = reply.json()
+    url = grant["put_url"] if grant["put_url"].startswith("http") else base_url + grant["put_url"]
+    with path.open("rb") as file:
+        headers = {"content-type": content_type, "content-length": str(size)}
+        httpx.put(
+            url, content=iter(lambda: file.read(1 << 20), b""), headers=headers, timeout=600
+        ).raise_for_status()
+    return str(grant["upload_id"])
