@@ -4,11 +4,11 @@ GPU replicas never decode, encode or upload; coordinators send fixed-shape windo
 and get model outputs back through the object store. Calls of any job that wait while
 a forward pass runs share the next one (``separation.max_windows_per_pass``).
 
-Every forward pass runs on one thread of its own, and the C allocator hands back what
-a pass freed once it ends: a pass's working set is then allocated in one arena and
-released, so the worker's memory is one pass's worth however long the tracks are
-(with passes on whichever executor thread was free, each thread's arena kept its own
-high-water mark, and the peak crept up with the number of passes).
+Every forward pass (the health probe's too) runs on one thread of its own, and the C
+allocator hands back what a pass freed once it ends: a pass's working set is then
+allocated in one arena and released, so the worker's memory is one pass's worth however
+long the tracks are (with passes on whichever executor thread was free, each thread's
+arena kept its own high-water mark, and the peak crept up with the number of passes).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class DemucsWorker:
         self.device = window_device(args)
         self._windows = 0
         self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="forward")
-        self._health = ModelHealth(lambda separator: probe_separator(separator, self.device.name))
+        self._health = ModelHealth(self._probe)
         self._repo = Path(args.model_repo) if args.model_repo else None
         log.info("DemucsWorker on %s with %d threads", self.device.label, threads)
 
@@ -93,6 +93,11 @@ class DemucsWorker:
         del staged, output
         await asyncio.to_thread(release_free_memory)
         return BatchOutput(fetched, seconds)
+
+    def _probe(self, separator: Separator) -> None:
+        """The health probe: a pass like the others, on the forward thread."""
+        self._forward_thread.submit(probe_separator, separator, self.device.name).result()
+        release_free_memory()
 
     async def check_health(self) -> None:
         """Serve's health check: the last model used still runs on this device."""
