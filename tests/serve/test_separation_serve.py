@@ -80,9 +80,10 @@ def s3_port() -> int:
 
 
 def uploaded(client: httpx.Client, data: bytes) -> str:
-    """The upload id of ``data``, stored through its presigned URL."""
+    """The upload id of ``data``, stored through its presigned URL (straight to S3)."""
     reserve = {"filename": "song.wav", "content_type": "audio/wav", "bytes": len(data)}
     upload = client.post("/v1/uploads", json=reserve).json()
+    assert upload["put_url"].startswith(f"http://127.0.0.1:{s3_port()}/")
     put = httpx.put(upload["put_url"], content=data, headers=upload["headers"])
     assert put.status_code == 200, put.text
     return str(upload["upload_id"])
@@ -94,16 +95,12 @@ def test_full_separation_matches_apply_model(served: str, serve_model_repo: Path
     song = audio.decode(data, sample_rate=RATE, channels=2)  # what the service will read
     before = {r: s["windows"] for r, s in worker_stats().items()}
     with httpx.Client(base_url=served, timeout=60) as client:
-        reserve = {"filename": "song.wav", "content_type": "audio/wav", "bytes": len(data)}
-        upload = client.post("/v1/uploads", json=reserve).json()
-        assert upload["put_url"].startswith(f"http://127.0.0.1:{s3_port()}/")
-        put = httpx.put(upload["put_url"], content=data, headers=upload["headers"])
-        assert put.status_code == 200, put.text
+        upload_id = uploaded(client, data)
         params = {
             "format": "wav", "bit_depth": 32, "clip": "none", "shifts": 1, "overlap": 0.37,
             "seed": 7,
         }  # fmt: skip
-        body = {"input": {"upload_id": upload["upload_id"]}, **params}
+        body = {"input": {"upload_id": upload_id}, **params}
         accepted = client.post("/v1/separations", json=body)
         assert accepted.status_code == 202, accepted.text
         done = follow_job(client, accepted.json())
