@@ -22,6 +22,7 @@ __all__ = ["Lane", "MicroBatcher", "PriorityGate"]
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 R = TypeVar("R")
+_Entry = tuple[T, asyncio.Future[R]]
 
 
 class Lane(IntEnum):
@@ -87,9 +88,11 @@ class MicroBatcher(Generic[K, T, R]):
     """Calls ``run(key, items)`` with every item of one key waiting when it is free.
 
     One batch per key runs at a time; items submitted meanwhile form the next one,
-    in arrival order, up to ``max_batch`` in total ``size`` (an item larger than that
-    goes alone). ``wait_s`` lets items that arrive together join. A failed batch fails
-    each of its items with the same error.
+    up to ``max_batch`` in total ``size`` (an item larger than that goes alone).
+    Waiting items are taken in arrival order or, given ``group``, one of each group in
+    turn (the group of the oldest waiting item first): a caller with many items waiting
+    never keeps another caller's out of the next batch. ``wait_s`` lets items that
+    arrive together join. A failed batch fails each of its items with the same error.
     """
 
     def __init__(
@@ -99,12 +102,14 @@ class MicroBatcher(Generic[K, T, R]):
         max_batch: int = 8,
         wait_s: float = 0.005,
         size: Callable[[T], int] = lambda _: 1,
+        group: Callable[[T], Hashable] | None = None,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
         self._wait_s = wait_s
         self._size = size
-        self._queues: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._group = group
+        self._queues: dict[K, list[_Entry[T, R]]] = {}
         self._runners: dict[K, asyncio.Task[None]] = {}
         self.batch_sizes: list[int] = []
         """Sizes of the batches run so far (the last 1000)."""
@@ -121,24 +126,36 @@ class MicroBatcher(Generic[K, T, R]):
         try:
             await asyncio.sleep(self._wait_s)
             while queue := [entry for entry in self._queues.get(key, []) if not entry[1].done()]:
-                taken = self._fits(queue)
-                batch, self._queues[key] = queue[:taken], queue[taken:]
+                batch = self._next_batch(queue)
+                taken = {id(entry) for entry in batch}
+                self._queues[key] = [entry for entry in queue if id(entry) not in taken]
                 await self._one(key, batch)
         finally:
             self._runners.pop(key, None)
             for _, future in self._queues.pop(key, []):
                 future.cancel()  # only left when the runner itself was cancelled
 
-    def _fits(self, queue: list[tuple[T, asyncio.Future[R]]]) -> int:
-        """How many of the first items make one batch (at least one)."""
+    def _next_batch(self, queue: list[_Entry[T, R]]) -> list[_Entry[T, R]]:
+        """The waiting items that go next (at least one), in turn by group if grouped."""
+        batch: list[_Entry[T, R]] = []
         total = 0
-        for count, (item, _) in enumerate(queue):
-            total += self._size(item)
-            if total > self._max_batch:
-                return max(count, 1)
-        return len(queue)
+        for entry in self._in_turn(queue):
+            total += self._size(entry[0])
+            if batch and total > self._max_batch:
+                break
+            batch.append(entry)
+        return batch
 
-    async def _one(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    def _in_turn(self, queue: list[_Entry[T, R]]) -> list[_Entry[T, R]]:
+        if self._group is None:
+            return queue
+        groups: dict[Hashable, list[_Entry[T, R]]] = {}
+        for entry in queue:
+            groups.setdefault(self._group(entry[0]), []).append(entry)
+        rounds = itertools.zip_longest(*groups.values())
+        return [entry for turn in rounds for entry in turn if entry is not None]
+
+    async def _one(self, key: K, batch: list[_Entry[T, R]]) -> None:
         self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
         try:
             results = await self._run(key, [item for item, _ in batch])

@@ -3,7 +3,9 @@
 A worker receives :class:`WindowBatch` calls from any number of jobs. While a
 forward pass runs, the calls that arrive for the same model, sub-model and window
 shape wait; when it returns, they go through the next pass together (at most
-``max_windows`` windows), and each caller gets back exactly its own outputs. Every
+``max_windows`` windows, one call of each job in turn, so a job with many calls out
+never keeps another's out of a pass), and each caller gets back exactly its own
+outputs. Every
 window's output is the model's output for that window alone: Demucs normalises per
 window (no batch statistics), so whom a window shares a pass with changes nothing.
 """
@@ -71,7 +73,11 @@ class WindowBatcher:
         self._forward = forward
         self._on_pass = on_pass
         self._batcher: MicroBatcher[BatchKey, _Call, BatchOutput] = MicroBatcher(
-            self._run, max_batch=max_windows, wait_s=wait_s, size=lambda c: len(c.batch.windows)
+            self._run,
+            max_batch=max_windows,
+            wait_s=wait_s,
+            size=lambda call: len(call.batch.windows),
+            group=lambda call: call.batch.job_id,
         )
         self.passes = 0
         self.windows = 0

@@ -88,6 +88,25 @@ def test_items_that_arrive_together_share_a_batch_and_later_ones_the_next() -> N
     assert batches == [[0, 1, 2], [3, 7, 8]]
 
 
+def test_grouped_items_take_turns_so_one_caller_cannot_fill_every_batch() -> None:
+    batches: list[list[str]] = []
+
+    async def run(key: str, items: list[str]) -> list[str]:
+        batches.append(items)
+        await asyncio.sleep(0.01)
+        return items
+
+    async def scenario() -> list[str]:
+        batcher: MicroBatcher[str, str, str] = MicroBatcher(
+            run, max_batch=2, wait_s=0.005, group=lambda item: item[0]
+        )
+        items = ["a1", "a2", "a3", "a4", "b1", "b2", "c1"]  # a's all arrive first
+        return list(await asyncio.gather(*(batcher.submit("m", i) for i in items)))
+
+    assert asyncio.run(scenario()) == ["a1", "a2", "a3", "a4", "b1", "b2", "c1"]
+    assert batches == [["a1", "b1"], ["a2", "b2"], ["a3", "c1"], ["a4"]]
+
+
 def test_keys_never_share_a_batch_and_a_failure_reaches_each_item() -> None:
     async def run(key: str, items: list[int]) -> list[int]:
         if key == "broken":

@@ -66,6 +66,28 @@ def test_waiting_calls_of_several_jobs_share_a_pass_and_get_their_own_outputs() 
     asyncio.run(scenario())
 
 
+def test_a_job_with_many_calls_waiting_shares_each_pass_with_the_others() -> None:
+    """One job's calls all arrive before another's: the passes still take turns."""
+
+    async def scenario() -> None:
+        device = HeldDevice()
+        batcher = WindowBatcher(device, max_windows=4, wait_s=0)
+        first = asyncio.create_task(batcher.run("m", WindowBatch("job-a", 0, windows(2, 0))))
+        await asyncio.sleep(0.01)  # the first pass now holds the device
+        calls = [WindowBatch("job-a", 0, windows(2, seed=i)) for i in range(1, 4)]
+        calls += [WindowBatch("job-b", 0, windows(2, seed=i)) for i in range(4, 6)]
+        rest = [asyncio.create_task(batcher.run("m", call)) for call in calls]
+        await asyncio.sleep(0.01)
+        device.release.set()
+        results = await asyncio.gather(first, *rest)
+        for call, result in zip(calls, results[1:], strict=True):
+            np.testing.assert_array_equal(result.outputs[:, 1], 2 * call.windows)
+        assert device.passes == [2, 4, 4, 2]
+        assert batcher.shared_passes == 2  # a+b, a+b, then a's last call alone
+
+    asyncio.run(scenario())
+
+
 def test_calls_for_other_models_or_shapes_never_share_a_pass() -> None:
     async def scenario() -> None:
         device = HeldDevice()
