@@ -83,7 +83,8 @@ class DeploymentArgs(_Strict):
     threads: int | None = Field(
         default=None,
         ge=1,
-        description="Compute threads per replica (torch / CTranslate2). "
+        description="Compute threads per replica (torch / CTranslate2), and the size of its "
+        "OpenMP pool (OMP_NUM_THREADS, which Ray would otherwise set to num_cpus). "
         "Unset: the CPUs reserved (num_cpus, at least 1), so replicas never oversubscribe.",
     )
     max_ongoing_requests: int = Field(default=8, ge=1, description="Concurrent calls per replica.")
@@ -138,7 +139,13 @@ class DeploymentArgs(_Strict):
 
     def serve_options(self) -> dict[str, Any]:
         """Options for ``serve.deployment(...)``: the one place config meets Serve."""
-        actor: dict[str, Any] = {"num_cpus": self.num_cpus}
+        actor: dict[str, Any] = {
+            "num_cpus": self.num_cpus,
+            # CTranslate2's OpenMP pool is sized when the library loads, before the
+            # replica's code runs; a pool other than its compute threads changes how its
+            # reductions split, and so its numbers (a Whisper decode can take another round).
+            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(self.compute_threads)}},
+        }
         if self.num_gpus:
             actor["num_gpus"] = self.num_gpus
         if self.resources:

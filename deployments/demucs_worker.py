@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,6 +114,7 @@ class DemucsWorker:
             "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": torch.get_num_threads(),
+            "openmp_threads": int(os.environ.get("OMP_NUM_THREADS", "0")),
             "windows": self._windows,
             "passes": self._batcher.passes,
             "shared_passes": self._batcher.shared_passes,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -124,6 +125,7 @@ class Transcriber:
             "node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": self._threads,
+            "openmp_threads": int(os.environ.get("OMP_NUM_THREADS", "0")),
             "workers": self._args.workers,
             "live_batch_sizes": self._live.batch_sizes[-200:],
         }

@@ -14,12 +14,27 @@ pytestmark = pytest.mark.unit
 
 def test_custom_resources_reach_the_actor_options() -> None:
     options = DeploymentArgs(num_cpus=0.5, resources={"cpu_pool": 1}).serve_options()
-    assert options["ray_actor_options"] == {"num_cpus": 0.5, "resources": {"cpu_pool": 1.0}}
+    assert options["ray_actor_options"] == {
+        "num_cpus": 0.5,
+        "resources": {"cpu_pool": 1.0},
+        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}},
+    }
 
 
 def test_no_custom_resources_leaves_them_out() -> None:
     options = DeploymentArgs(num_cpus=1, num_gpus=0.25).serve_options()
-    assert options["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.25}
+    assert options["ray_actor_options"] == {
+        "num_cpus": 1,
+        "num_gpus": 0.25,
+        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}},
+    }
+
+
+def test_the_openmp_pool_is_the_replicas_compute_threads_not_its_cpu_share() -> None:
+    explicit = DeploymentArgs(num_cpus=0.1, threads=2).serve_options()["ray_actor_options"]
+    assert explicit["runtime_env"] == {"env_vars": {"OMP_NUM_THREADS": "2"}}
+    share = DeploymentArgs(num_cpus=4).serve_options()["ray_actor_options"]
+    assert share["runtime_env"] == {"env_vars": {"OMP_NUM_THREADS": "4"}}
 
 
 def test_resources_from_yaml_args() -> None:
