@@ -18,11 +18,13 @@ Model: tiny.en (CTranslate2, int8, CPU), the one the tests ship with.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -66,11 +68,16 @@ def timed_direct(model: WhisperModel, wave: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def concurrent_direct(model: WhisperModel, wave: np.ndarray) -> float:
+def concurrent(call: Callable[[], object]) -> list[float]:
+    """Seconds from the start to each of ``CONCURRENT`` calls made at once finishing."""
     start = time.perf_counter()
+
+    def finish(_: int) -> float:
+        call()
+        return time.perf_counter() - start
+
     with ThreadPoolExecutor(CONCURRENT) as pool:
-        list(pool.map(lambda _: transcribe(model, wave, OPTIONS), range(CONCURRENT)))
-    return time.perf_counter() - start
+        return sorted(pool.map(finish, range(CONCURRENT)))
 
 
 def timed_request(base: str, data: bytes) -> float:
@@ -114,8 +121,11 @@ def start_service(threads: int, workers: int, work: Path) -> str:
     return base
 
 
-def served(opts: argparse.Namespace, long_wav: bytes, clip_wav: bytes) -> tuple[list[float], float]:
-    """(one long request, twice; 8 concurrent clip requests) against a fresh app."""
+def served(
+    opts: argparse.Namespace, long_wav: bytes, clip_wav: bytes
+) -> tuple[list[float], list[float]]:
+    """(one long request, twice; when each of 8 concurrent clip requests finished)
+    against a fresh app."""
     import ray
     from ray import serve
 
@@ -124,10 +134,7 @@ def served(opts: argparse.Namespace, long_wav: bytes, clip_wav: bytes) -> tuple[
         try:
             timed_request(base, clip_wav)  # loads the model into the replica
             served_long = [timed_request(base, long_wav) for _ in range(2)]
-            start = time.perf_counter()
-            with ThreadPoolExecutor(CONCURRENT) as pool:
-                list(pool.map(lambda _: timed_request(base, clip_wav), range(CONCURRENT)))
-            return served_long, time.perf_counter() - start
+            return served_long, concurrent(lambda: timed_request(base, clip_wav))
         finally:
             serve.shutdown()
             ray.shutdown()
@@ -146,11 +153,10 @@ def main() -> None:
     model = load_whisper(TINY_EN, device="cpu", cpu_threads=opts.threads)
     timed_direct(model, clip)  # warm-up
     direct_long = [timed_direct(model, long_wave) for _ in range(2)]
-    direct_seq = sum(timed_direct(model, clip) for _ in range(CONCURRENT))
+    direct_seq = list(itertools.accumulate(timed_direct(model, clip) for _ in range(CONCURRENT)))
     del model
     pooled = load_whisper(TINY_EN, device="cpu", cpu_threads=opts.threads, num_workers=opts.workers)
-    direct_conc = concurrent_direct(pooled, clip)
-    del pooled
+    direct_conc = concurrent(lambda: transcribe(pooled, clip, OPTIONS))
     served_long, served_conc = served(opts, long_wav, clip_wav)
     report(opts, direct_long, served_long, direct_seq, direct_conc, served_conc)
 
@@ -159,11 +165,13 @@ def report(
     opts: argparse.Namespace,
     direct_long: list[float],
     served_long: list[float],
-    direct_seq: float,
-    direct_conc: float,
-    served_conc: float,
+    direct_seq: list[float],
+    direct_conc: list[float],
+    served_conc: list[float],
 ) -> None:
+    """``direct_seq``, ``direct_conc``, ``served_conc``: when each of the 8 calls finished."""
     latency = statistics.median(served_long) / statistics.median(direct_long)
+    mean = statistics.mean
     runs = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
     n, clip = CONCURRENT, f"{opts.clip_seconds:.0f} s"
     body = f"""## Transcription: service vs faster-whisper
@@ -177,8 +185,10 @@ Direct sequential: one model, {opts.threads} threads. Concurrent (direct and ser
 | measurement | direct | service | ratio |
 |---|---|---|---|
 | {opts.seconds:.0f} s of speech, one request (s) | {statistics.median(direct_long):.2f} ({runs(direct_long)}) | {statistics.median(served_long):.2f} ({runs(served_long)}) | **{latency:.3f}** (target ≤ 1.10) |
-| {n} × {clip}: {n} sequential direct vs {n} concurrent service (s) | {direct_seq:.2f} | {served_conc:.2f} | throughput **{direct_seq / served_conc:.3f}** (target ≥ 1.5) |
-| {n} × {clip}: {n} concurrent direct (same workers) vs {n} sequential direct (s) | {direct_conc:.2f} | | throughput {direct_seq / direct_conc:.3f} |
+| {n} × {clip}: {n} sequential direct vs {n} concurrent service (s) | {direct_seq[-1]:.2f} | {served_conc[-1]:.2f} | throughput **{direct_seq[-1] / served_conc[-1]:.3f}** (target ≥ 1.5) |
+| {n} × {clip}: {n} concurrent direct (same workers) vs {n} sequential direct (s) | {direct_conc[-1]:.2f} | | throughput {direct_seq[-1] / direct_conc[-1]:.3f} |
+| {n} × {clip}: mean time to a result, sequential direct vs concurrent service (s) | {mean(direct_seq):.2f} | {mean(served_conc):.2f} | {mean(served_conc) / mean(direct_seq):.3f} |
+| {n} × {clip}: first and last result, sequential direct / concurrent service (s) | {direct_seq[0]:.2f} / {direct_seq[-1]:.2f} | {served_conc[0]:.2f} / {served_conc[-1]:.2f} | |
 
 Timings include whatever else the machine ran at the time; they vary from run to run.
 

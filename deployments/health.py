@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 from pipelines.scheduling import Lane, PriorityGate
@@ -55,17 +55,45 @@ class ModelHealth:
         self._model: weakref.ref[Any] | None = None
 
     @asynccontextmanager
-    async def exclusive(self, model: Any, lane: Lane = Lane.FILE) -> AsyncIterator[None]:
+    async def exclusive(
+        self, model: Any, lane: Lane = Lane.FILE, ticket: int | None = None
+    ) -> AsyncIterator[None]:
         """Hold one of the model's slots; the model is remembered (weakly) for probes.
 
         Hold it only around a call into the model, never across a ``yield`` to a
         caller, so that a slow consumer does not keep others waiting.
         """
-        async with self.gate.hold(lane):
+        async with self.gate.hold(lane, ticket):
             self._model = weakref.ref(model)
             self.progress()
             yield
             self.progress()
+
+    def slot_for_threads(
+        self, model: Any, lane: Lane = Lane.FILE
+    ) -> Callable[[bool], AbstractContextManager[None]]:
+        """`exclusive` for one caller's code in a worker thread (it waits there).
+
+        ``hold(True)`` queues anew; ``hold(False)`` keeps the caller's place from its
+        last ``hold(True)``, so the later steps of work it started go first. Call this
+        on the event loop; ``hold`` may then be used from any other thread.
+        """
+        loop = asyncio.get_running_loop()
+        ticket = self.gate.ticket()
+
+        @contextmanager
+        def hold(anew: bool) -> Iterator[None]:
+            nonlocal ticket
+            if anew:
+                ticket = self.gate.ticket()
+            slot = self.exclusive(model, lane, ticket)
+            asyncio.run_coroutine_threadsafe(slot.__aenter__(), loop).result()
+            try:
+                yield
+            finally:
+                asyncio.run_coroutine_threadsafe(slot.__aexit__(None, None, None), loop).result()
+
+        return hold
 
     def progress(self) -> None:
         """A unit of work finished (a batch, a segment)."""

@@ -3,11 +3,14 @@
 Live sessions keep their state in the Ingress and send windows here; jobs send
 whole files. Either way a call carries everything it needs, so replicas autoscale.
 
-Up to ``workers`` decodes run at once (CTranslate2 workers), each call holding a
-slot only while the model runs, never while a segment travels back. Live windows
-of all sessions are batched (`decode_batch`) and take the live lane: when a slot
-frees, they go before waiting file work, so a file job delays a live window by at
-most the one 30 s file window it is decoding.
+Up to ``workers`` computations run at once (CTranslate2 workers). A file
+transcription runs faster-whisper in a thread of its own, and each of its model
+computations (encoder, decoder, alignment) takes a slot only while it computes:
+segments already decoded, and those travelling back, hold nothing, so concurrent
+requests finish as their own windows are done. Live windows of all sessions are
+batched (`decode_batch`) and take the live lane: when a slot frees, they go before
+waiting file work, so a file job delays a live window by at most one of its
+computations on a 30 s window.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import ray
@@ -34,9 +38,19 @@ from pipelines.probes import probe_whisper
 from pipelines.scheduling import Lane, MicroBatcher
 from pipelines.streaming import DecodedSegment, DecodeRequest
 from pipelines.streaming.batch import decode_batch
-from pipelines.transcription import TranscribeOptions, load_whisper, start_transcription
+from pipelines.transcription import (
+    TranscribeOptions,
+    load_whisper,
+    start_transcription,
+    with_held_calls,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FILE_THREADS = 64
+"""File transcriptions in progress at once per replica (more wait for a thread); each
+thread mostly waits for a slot, so this is far above the replica's request limit."""
 
 
 class Transcriber:
@@ -47,6 +61,7 @@ class Transcriber:
         self._threads = threads
         self.device = "auto" if gpu_assigned() else "cpu"
         self._health = ModelHealth(probe_whisper, slots=args.workers)
+        self._file_threads = ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="file")
         self._live: MicroBatcher[str, DecodeRequest, list[DecodedSegment]] = MicroBatcher(
             self._decode_batch,
             max_batch=args.live_batch_size,
@@ -92,16 +107,17 @@ class Transcriber:
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream ``{"meta": ...}`` first, then one ``{"segment": ...}`` per segment."""
         model = await self._model()
-        async with self._health.exclusive(model):
-            meta, segments = await asyncio.to_thread(start_transcription, model, audio, options)
+        held = with_held_calls(model, self._health.slot_for_threads(model))
+        meta, segments = await self._in_file_thread(start_transcription, held, audio, options)
         yield {"meta": meta}
-        while True:
-            # One 30 s window per slot: live windows waiting meanwhile go first.
-            async with self._health.exclusive(model):
-                segment = await asyncio.to_thread(next, segments, None)
-            if segment is None:
-                return
+        while (segment := await self._in_file_thread(next, segments, None)) is not None:
+            self._health.progress()
             yield {"segment": asdict(segment)}
+
+    async def _in_file_thread(self, call: Callable[..., T], *args: Any) -> T:
+        """File work waits for slots in threads of its own, never in the pool that live
+        batches and model loads use."""
+        return await asyncio.get_running_loop().run_in_executor(self._file_threads, call, *args)
 
     async def decode(self, request: DecodeRequest) -> list[DecodedSegment]:
         """One window of a live session (LocalAgreement runs in the Ingress), decoded

@@ -33,14 +33,19 @@ class Lane(IntEnum):
 
 
 class PriorityGate:
-    """``slots`` concurrent holders; waiters leave by lane, then in arrival order."""
+    """``slots`` concurrent holders; waiters leave by lane, then by ticket.
+
+    A waiter's ticket is drawn when it queues, unless it brings one drawn earlier
+    (`ticket`): the next step of work that already started then goes before work
+    that queued after it started.
+    """
 
     def __init__(self, slots: int = 1) -> None:
         if slots < 1:
             raise ValueError("a gate needs at least one slot")
         self.slots = slots
         self._held = 0
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[int, int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     @property
@@ -53,21 +58,28 @@ class PriorityGate:
         """Callers queued for a slot."""
         return sum(1 for *_, future in self._waiting if not future.done())
 
+    def ticket(self) -> int:
+        """A place in the queue, to bring to several `hold` calls in turn."""
+        return next(self._order)
+
     @asynccontextmanager
-    async def hold(self, lane: Lane = Lane.FILE) -> AsyncIterator[None]:
-        """Hold one slot for the block (lane decides who goes first when it is freed)."""
-        await self._acquire(lane)
+    async def hold(self, lane: Lane = Lane.FILE, ticket: int | None = None) -> AsyncIterator[None]:
+        """Hold one slot for the block (lane, then ticket, decide who goes first when
+        it is freed)."""
+        await self._acquire(lane, ticket)
         try:
             yield
         finally:
             self._release()
 
-    async def _acquire(self, lane: Lane) -> None:
+    async def _acquire(self, lane: Lane, ticket: int | None) -> None:
         if self._held < self.slots and not self.waiting:
             self._held += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (int(lane), next(self._order), future))
+        queued = next(self._order)
+        place = queued if ticket is None else ticket
+        heapq.heappush(self._waiting, (int(lane), place, queued, future))
         try:
             await future
         except asyncio.CancelledError:

@@ -14,6 +14,7 @@ from pipelines.transcription.models import (
     pick_model,
     resolve_device,
     resolve_model,
+    with_held_calls,
 )
 from pipelines.transcription.transcribe import (
     SAMPLE_RATE,
@@ -43,4 +44,5 @@ __all__ = [
     "resolve_model",
     "start_transcription",
     "transcribe",
+    "with_held_calls",
 ]

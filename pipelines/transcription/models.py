@@ -12,10 +12,14 @@ A model spec is one of:
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 from faster_whisper import WhisperModel, available_models, download_model
@@ -112,6 +116,55 @@ def load_whisper(
             f"Could not load transcription model {spec!r}: {exc}",
             details={"model": spec, "reason": str(exc) or type(exc).__name__},
         ) from exc
+
+
+Hold = Callable[[bool], AbstractContextManager[None]]
+"""A slot of a shared model, taken for one computation (from any thread); ``True``
+when the computation starts a new window (it queues anew), ``False`` for the next
+step of the same window (it keeps its place)."""
+
+
+def with_held_calls(model: WhisperModel, hold: Hold) -> WhisperModel:
+    """``model`` as faster-whisper sees it, with each computation inside ``hold``.
+
+    The encoder, the decoder, word alignment and language detection each take the
+    slot for as long as they compute; the work faster-whisper does between them,
+    and the segments it has decoded but not yet handed out, hold nothing. A
+    window's encoder queues anew and its later steps keep that place, so callers
+    take turns by window and each finishes as soon as its own windows are done.
+    The model's weights are shared.
+    """
+    view = copy.copy(model)
+    view.model = HeldCalls(model.model, hold)
+    return view
+
+
+class HeldCalls:
+    """The CTranslate2 Whisper model's computations, each inside ``hold()``; its other
+    attributes (``is_multilingual``, ``device``...) are the model's own."""
+
+    def __init__(self, model: ctranslate2.models.Whisper, hold: Hold) -> None:
+        self._model = model
+        self._hold = hold
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        with self._hold(True):  # faster-whisper encodes once per window, first
+            return self._model.encode(*args, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        with self._hold(False):
+            return self._model.generate(*args, **kwargs)
+
+    def align(self, *args: Any, **kwargs: Any) -> Any:
+        with self._hold(False):
+            return self._model.align(*args, **kwargs)
+
+    def detect_language(self, *args: Any, **kwargs: Any) -> Any:
+        with self._hold(False):
+            return self._model.detect_language(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
 
 
 def _download(name: str) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from deployments.health import ModelHealth, ModelUnhealthy
 from pipelines.probes import probe_separator, probe_whisper
+from pipelines.scheduling import Lane
 
 pytestmark = pytest.mark.unit
 
@@ -121,6 +122,39 @@ def test_a_dropped_model_is_not_kept_alive_for_probes() -> None:
 
     run(scenario())
     assert probed == []
+
+
+def test_threads_share_the_slots_and_a_live_call_goes_before_their_queue() -> None:
+    """A thread's slot is a slot like the loop's: one holder at a time here, and a live
+    call waiting goes before threads that queued earlier."""
+    health = ModelHealth(lambda _: None, slots=1)
+    model = Model()
+    log: list[str] = []
+
+    def work(hold: Any, name: str, started: threading.Event | None = None) -> None:
+        with hold(True):
+            log.append(f"{name} in")
+            if started is not None:
+                started.set()
+            threading.Event().wait(0.05)
+            log.append(f"{name} out")
+
+    async def scenario() -> None:
+        hold = health.slot_for_threads(model)
+        started = threading.Event()
+        first = asyncio.create_task(asyncio.to_thread(work, hold, "file-1", started))
+        await asyncio.to_thread(started.wait)
+        second = asyncio.create_task(asyncio.to_thread(work, hold, "file-2"))
+        await asyncio.sleep(0.01)  # file-2 waits for the slot now
+
+        async def live() -> None:
+            async with health.exclusive(model, Lane.LIVE):
+                log.append("live")
+
+        await asyncio.gather(first, second, live())
+
+    run(scenario())
+    assert log == ["file-1 in", "file-1 out", "live", "file-2 in", "file-2 out"]
 
 
 def test_separator_probe_runs_the_real_model() -> None:

@@ -34,6 +34,26 @@ def test_a_live_waiter_goes_before_file_work_queued_earlier() -> None:
     assert asyncio.run(scenario()) == ["file-1", "live", "file-2", "file-3"]
 
 
+def test_an_earlier_ticket_goes_before_waiters_that_queued_after_it_was_drawn() -> None:
+    async def scenario() -> list[str]:
+        gate = PriorityGate(1)
+        log: list[str] = []
+        started = gate.ticket()  # a caller's work began here
+        first = asyncio.create_task(_holder(gate, Lane.FILE, "first", log, 0.02))
+        await asyncio.sleep(0.005)
+        newer = asyncio.create_task(_holder(gate, Lane.FILE, "newer", log, 0.0))
+        await asyncio.sleep(0.005)
+
+        async def next_step() -> None:
+            async with gate.hold(Lane.FILE, started):
+                log.append("next step")
+
+        await asyncio.gather(first, newer, next_step())
+        return log
+
+    assert asyncio.run(scenario()) == ["first", "next step", "newer"]
+
+
 def test_slots_bound_how_many_hold_at_once() -> None:
     async def scenario() -> int:
         gate, peak, inside = PriorityGate(2), 0, 0

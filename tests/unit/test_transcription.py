@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ctranslate2
@@ -27,6 +29,7 @@ from pipelines.transcription import (
     resolve_device,
     resolve_model,
     transcribe,
+    with_held_calls,
 )
 
 pytestmark = pytest.mark.unit
@@ -122,6 +125,41 @@ def test_iter_segments_yields_lazily(model) -> None:
     assert not isinstance(segments, list)
     texts = [segment.text for segment in segments]
     assert word_error_rate(REFERENCES["weather"], "".join(texts)) <= WER_BOUNDS["weather"]
+
+
+def test_a_held_view_takes_its_slot_only_while_the_model_computes(model) -> None:
+    """Each window's encoder, decoder and alignment take the slot; the segments of a
+    window already decoded come out without it; the transcript is the same."""
+    holds: list[str] = []
+    anew_flags: list[bool] = []
+
+    @contextmanager
+    def hold(anew: bool) -> Iterator[None]:
+        anew_flags.append(anew)
+        holds.append("take")
+        yield
+        holds.append("give")
+
+    long = np.concatenate([speech("story"), speech("bicycles"), speech("story")])  # 48 s
+    options = TranscribeOptions(word_timestamps=True)
+    view = with_held_calls(model, hold)
+    segments = iter_segments(view, long, options)
+    taken: list[tuple[int, int]] = []  # (window's seek, slots taken to get the segment)
+    while True:
+        before = len(holds)
+        segment = next(segments, None)
+        if segment is None:
+            break
+        taken.append((segment.seek, (len(holds) - before) // 2))
+    assert len({seek for seek, _ in taken}) >= 2  # more than one window
+    assert taken[0][1] >= 3  # the first window: encoder, decoder, word alignment
+    for (seek, _), (next_seek, slots) in itertools.pairwise(taken):
+        assert slots == 0 if next_seek == seek else slots >= 3
+    assert holds == ["take", "give"] * (len(holds) // 2)  # never two at once
+    # Each window's encoder queues anew; its decoder and alignment keep that place.
+    assert anew_flags[0] and sum(anew_flags) >= len({seek for seek, _ in taken})
+    assert len(anew_flags) - sum(anew_flags) >= 2 * sum(anew_flags)
+    assert transcribe(view, long, options) == transcribe(model, long, options)
 
 
 def test_vad_keeps_silence_free_of_text(model) -> None:
