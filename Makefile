@@ -57,6 +57,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/separation.py
 	$(BIN)/python bench/transcription.py
+	$(BIN)/python bench/batched_files.py
 	$(BIN)/python bench/streaming.py
 	$(BIN)/python bench/load.py
 

@@ -122,6 +122,17 @@ class TranscriptionArgs(BaseModel):
         "2 workers x 2 threads gave the best throughput for concurrent requests "
         "(docs/BENCHMARKS.md).",
     )
+    file_batch_size: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Windows of one file decoded together by faster-whisper's "
+        "BatchedInferencePipeline, which cuts the audio at pauses with Silero VAD and does "
+        "not condition a window on the text before it; 0: window after window, as "
+        "faster-whisper's transcribe does, so the text equals a plain faster-whisper "
+        "decode. Worth it for long files with pauses (tiny.en on 2 CPU cores: 1.4x the speed "
+        "on 5 minutes; docs/BENCHMARKS.md has its WER against window-by-window).",
+    )
     live_batch_size: int = Field(
         default=8,
         ge=1,

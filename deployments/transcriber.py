@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -108,6 +108,7 @@ class Transcriber:
         """Stream ``{"meta": ...}`` first, then one ``{"segment": ...}`` per segment."""
         model = await self._model()
         held = with_held_calls(model, self._health.slot_for_threads(model))
+        options = replace(options, batch_size=self._args.file_batch_size)
         meta, segments = await self._in_file_thread(start_transcription, held, audio, options)
         yield {"meta": meta}
         while (segment := await self._in_file_thread(next, segments, None)) is not None:

@@ -60,6 +60,10 @@ class TranscribeOptions:
     temperature: float | Sequence[float] = DEFAULT_TEMPERATURES
     beam_size: int = 5
     condition_on_previous_text: bool = True
+    batch_size: int = 0
+    """Windows decoded together by faster-whisper's ``BatchedInferencePipeline`` (its
+    ``batch_size``: the audio is cut at pauses with VAD first, and no window is
+    conditioned on the text before it); 0 decodes window after window."""
 
     def __post_init__(self) -> None:
         self.language = normalize_language(self.language)
@@ -67,6 +71,10 @@ class TranscribeOptions:
             raise InvalidRequest(
                 f"Unknown task {self.task!r}: use 'transcribe' or 'translate'.",
                 details={"task": self.task},
+            )
+        if self.batch_size < 0:
+            raise InvalidRequest(
+                "batch_size cannot be negative.", details={"batch_size": self.batch_size}
             )
         if self.beam_size < 1:
             raise InvalidRequest(
@@ -147,17 +155,24 @@ def _start(
     """Validate, start faster-whisper, and wrap its segment generator."""
     waveform = _mono_float32(audio)
     _check_model_supports(model, options)
-    raw, info = model.transcribe(
-        waveform,
-        language=options.language,
-        task=options.task,
-        beam_size=options.beam_size,
-        temperature=options.temperatures(),
-        initial_prompt=options.initial_prompt,
-        condition_on_previous_text=options.condition_on_previous_text,
-        word_timestamps=options.word_timestamps,
-        vad_filter=options.vad,
-    )
+    common = {
+        "language": options.language,
+        "task": options.task,
+        "beam_size": options.beam_size,
+        "temperature": options.temperatures(),
+        "initial_prompt": options.initial_prompt,
+        "condition_on_previous_text": options.condition_on_previous_text,
+        "word_timestamps": options.word_timestamps,
+    }
+    if options.batch_size:
+        from faster_whisper import BatchedInferencePipeline
+
+        batched = BatchedInferencePipeline(model)
+        raw, info = batched.transcribe(
+            waveform, vad_filter=True, batch_size=options.batch_size, **common
+        )
+    else:
+        raw, info = model.transcribe(waveform, vad_filter=options.vad, **common)
     return _convert(raw), info
 
 

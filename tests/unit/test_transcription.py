@@ -162,6 +162,26 @@ def test_a_held_view_takes_its_slot_only_while_the_model_computes(model) -> None
     assert transcribe(view, long, options) == transcribe(model, long, options)
 
 
+def test_a_long_file_decoded_in_batches_reads_as_the_window_by_window_decode(model) -> None:
+    """faster-whisper's batched pipeline (VAD chunks, several windows per call), through
+    the held view as the Transcriber runs it: close to the sequential text, in order."""
+    long = np.concatenate([speech("story"), speech("bicycles"), speech("story")])
+    sequential = transcribe(model, long, TranscribeOptions(temperature=0.0))
+    calls: list[bool] = []
+
+    @contextmanager
+    def hold(anew: bool) -> Iterator[None]:
+        calls.append(anew)
+        yield
+
+    view = with_held_calls(model, hold)
+    batched = transcribe(view, long, TranscribeOptions(temperature=0.0, batch_size=4))
+    assert word_error_rate(sequential.text, batched.text) <= 0.10
+    starts = [segment.start for segment in batched.segments]
+    assert starts == sorted(starts) and batched.segments[-1].end <= batched.duration + 0.02
+    assert calls and calls[0]  # its batches went through the slot too
+
+
 def test_vad_keeps_silence_free_of_text(model) -> None:
     silence = np.zeros(5 * SAMPLE_RATE, dtype=np.float32)
     options = TranscribeOptions(vad=True, word_timestamps=True)
@@ -207,7 +227,13 @@ def test_stereo_audio_is_refused(model) -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"language": "xx"}, {"task": "summarize"}, {"beam_size": 0}, {"temperature": 1.5}],
+    [
+        {"language": "xx"},
+        {"task": "summarize"},
+        {"beam_size": 0},
+        {"temperature": 1.5},
+        {"batch_size": -1},
+    ],
 )
 def test_bad_options_are_invalid_requests(fields: dict) -> None:
     with pytest.raises(InvalidRequest):
