@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_section
+from bench.common import machine, publish
 from bench.transcription import CLIPS, RATE, SPEECH, TINY_EN
 from evaluation.wer import word_error_rate
 from pipelines import audio
@@ -82,8 +82,7 @@ audio at pauses, no window is conditioned on earlier text).
 Machine: {machine()}
 Command: `.venv/bin/python bench/batched_files.py --minutes {opts.minutes:g} --batch {opts.batch} --threads {opts.threads}`
 """
-    print(body)
-    write_section("batched_files", body)
+    publish("batched_files", body)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,12 @@ def write_section(name: str, body: str, results: Path = RESULTS) -> None:
     results.write_text(text)
 
 
+def publish(name: str, body: str) -> None:
+    """Show a benchmark's section and write it into docs/BENCHMARKS.md."""
+    print(body)
+    write_section(name, body)
+
+
 def bench_port(default: int) -> int:
     """The port a benchmark's app listens on: ``STEMSCRIBE_BENCH_PORT`` or ``default``."""
     return int(os.environ.get("STEMSCRIBE_BENCH_PORT", str(default)))

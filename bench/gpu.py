@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 import torch
 
-from bench.common import bench_port, machine, write_section
+from bench.common import bench_port, machine, publish
 from config import AppArgs, Settings
 from harness.audio import long_song
 from harness.models import SHALLOW_HTDEMUCS, save_random_htdemucs
@@ -237,8 +237,7 @@ Service / CLI: **{ratio:.2f}×** (target ≥ 3×). The two worker replicas' GPUs
 
 Machine: {machine()}. Command: `bench/gpu.sh` (`python -m bench.gpu {" ".join(sys.argv[1:])}`).
 """
-    print(body)
-    write_section("gpu", body)
+    publish("gpu", body)
 
 
 if __name__ == "__main__":

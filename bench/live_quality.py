@@ -31,7 +31,7 @@ from faster_whisper import WhisperModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_section
+from bench.common import machine, publish
 from evaluation.corpus import Recording, make_corpus, synthesize
 from evaluation.wer import word_error_rate
 from harness.streaming import StreamRun, drive_paced
@@ -212,8 +212,7 @@ def main() -> None:
             for name, finals in session.finals.items():
                 print(f"   {name}: {finals}")
     body = report(sessions, list(settings), opts, seconds)
-    print(body)
-    write_section("live_quality", body)
+    publish("live_quality", body)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemscribe_client.stream import StreamResult, stream_file
 
-from bench.common import machine, write_section
+from bench.common import machine, publish
 from config import AppArgs, Settings
 from harness.audio import sine_mix
 from harness.models import TINY_HTDEMUCS, save_random_htdemucs
@@ -214,8 +214,7 @@ def main() -> None:
             serve.shutdown()
             ray.shutdown()
     body = report(opts, tally, session, states)
-    print(body)
-    write_section("load", body)
+    publish("load", body)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import machine, write_section
+from bench.common import machine, publish
 from harness.audio import long_song
 from harness.serving import upload_file, wait_ready
 
@@ -336,8 +336,7 @@ one-time allocations are in every baseline alike and no track inherits another's
 
 Machine: {machine()}. Command: `{command}`.
 """
-    print(body)
-    write_section("memory", body)
+    publish("memory", body)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import bench_port, machine, write_section
+from bench.common import bench_port, machine, publish
 from config import AppArgs, Settings
 from harness.audio import long_song
 from harness.models import save_random_htdemucs
@@ -216,8 +216,7 @@ one call per pass {off.seconds:.1f} s, passes of up to 8 windows {on.seconds:.1f
 
 Machine: {machine()}. Command: `python -m bench.scaleout {" ".join(sys.argv[1:])}`.
 """
-    print(body)
-    write_section("scaleout", body)
+    publish("scaleout", body)
 
 
 if __name__ == "__main__":

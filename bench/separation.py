@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_section
+from bench.common import machine, publish
 from config import AppArgs, Settings
 from harness.audio import sine_mix
 from harness.models import save_random_htdemucs
@@ -177,8 +177,7 @@ both overlapping across calls in flight):
 Machine: {machine()}
 Command: `.venv/bin/python bench/separation.py --seconds {opts.seconds:g} --repeats {opts.repeats}`
 """
-    print(body)
-    write_section("separation", body)
+    publish("separation", body)
 
 
 if __name__ == "__main__":

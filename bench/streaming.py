@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemscribe_client.stream import StreamResult, stream_audio
 
-from bench.common import bench_port, write_section
+from bench.common import bench_port, publish
 from bench.streaming_report import TINY_EN, Measured, Setup, decode_cost, report
 from config import AppArgs, Settings
 from evaluation.wer import word_error_rate
@@ -209,8 +209,7 @@ def main() -> None:
         serve.shutdown()
         ray.shutdown()
     body = report(rows, opts, len(audio) / 16_000, cost)
-    print(body)
-    write_section("streaming", body)
+    publish("streaming", body)
 
 
 if __name__ == "__main__":

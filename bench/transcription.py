@@ -34,7 +34,7 @@ from faster_whisper import WhisperModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_port, machine, write_section
+from bench.common import bench_port, machine, publish
 from config import AppArgs, Settings
 from harness.serving import wait_ready
 from pipelines import audio
@@ -195,8 +195,7 @@ Timings include whatever else the machine ran at the time; they vary from run to
 Machine: {machine()}
 Command: `.venv/bin/python bench/transcription.py --seconds {opts.seconds:g} --threads {opts.threads} --workers {opts.workers}`
 """
-    print(body)
-    write_section("transcription", body)
+    publish("transcription", body)
 
 
 if __name__ == "__main__":
