@@ -42,8 +42,11 @@ __all__ = [
     "encode",
     "encode_file",
     "extension",
+    "interleave",
     "probe",
 ]
+
+interleave = codecs.interleave
 
 AudioSource: TypeAlias = bytes | str | os.PathLike[str] | BinaryIO
 FormatName = Literal["wav", "flac", "mp3"]

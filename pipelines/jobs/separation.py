@@ -2,7 +2,8 @@
 
 decode in blocks to a scratch file (normalisation statistics on the way) → plan →
 windows in track order, a bounded number in flight → streaming overlap-add → per-stem
-scratch files → encode each stem from disk → ZIP as a file → upload the files.
+scratch files → encode the stems from disk, two at a time, each uploaded once encoded →
+ZIP as a file, written while the last stems upload → upload it.
 
 The forward pass is injected (``BatchRunner``), so the same job runs with remote
 GPU workers in the service and with an in-process model in tests.
@@ -13,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import numpy as np
 from pipelines import audio
 from pipelines.jobs.context import JobContext
 from pipelines.jobs.params import SeparationParams
+from pipelines.jobs.records import OutputFile
 from pipelines.jobs.stems import StemScratch, write_zip
 from pipelines.separation import (
     BatchOutput,
@@ -34,6 +37,10 @@ from pipelines.separation import (
 )
 from pipelines.separation.stream import StreamingOverlapAdd
 from pipelines.separation.track import RunningStats, ScratchTrack
+
+ENCODE_LANES = 2
+"""Stems encoded at once: encoding is the coordinator's CPU work, uploading its I/O,
+and two lanes keep two cores busy while finished stems upload."""
 
 BatchRunner = Callable[[WindowBatch], Awaitable[BatchOutput]]
 """A job's windows (B, C, L) -> model output (B, S, C, L) and its forward time."""
@@ -130,17 +137,14 @@ async def _run_windows(
     # Batches go out in track order and are folded in that order, so at most
     # ``max_inflight`` are out and the stitch's rings stay a few windows long.
     inflight: deque[tuple[list[Window], asyncio.Task[np.ndarray]]] = deque()
-    try:
-        async with asyncio.TaskGroup() as group:
-            for batch in plan.in_track_order(engine.batch_size):
-                await ctx.check_cancel()
-                if len(inflight) >= engine.max_inflight:
-                    await fold(*inflight.popleft())
-                inflight.append((batch, group.create_task(forward(batch))))
-            while inflight:
+    async with _first_failure() as group:
+        for batch in plan.in_track_order(engine.batch_size):
+            await ctx.check_cancel()
+            if len(inflight) >= engine.max_inflight:
                 await fold(*inflight.popleft())
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None  # the first failure (cancel, worker error) decides
+            inflight.append((batch, group.create_task(forward(batch))))
+        while inflight:
+            await fold(*inflight.popleft())
     assert stitch.complete
 
 
@@ -158,28 +162,55 @@ def _stitch(
 async def _write_outputs(
     ctx: JobContext, stems: StemScratch, folder: Path, rate: int, keep: tuple[str, ...]
 ) -> None:
+    """Encode the stems, two at a time, each uploaded once encoded; the ZIP is written
+    once all are encoded, while the last stems upload."""
     params = stems.params
     extension = audio.extension(params.format)
     content_type = audio.content_type(params.format)
-    files: list[Path] = []
-    (folder / "outputs").mkdir(exist_ok=True)
-    for name in stems.tracks:
-        target = folder / "outputs" / f"{name}.{extension}"
-        with ctx.timed("encode"):
-            await asyncio.to_thread(stems.encode, name, target, rate, name not in keep)
+    outputs = folder / "outputs"
+    outputs.mkdir(exist_ok=True)
+    lanes = asyncio.Semaphore(ENCODE_LANES)
+
+    async def encode(name: str) -> Path:
+        target = outputs / f"{name}.{extension}"
+        async with lanes:
+            with ctx.timed("encode"):
+                await asyncio.to_thread(stems.encode, name, target, rate, name not in keep)
+        return target
+
+    async def upload(name: str, path: Path, kind: str) -> OutputFile:
         with ctx.timed("upload"):
-            output = await ctx.write_output_file(name, target.name, target, content_type)
-        ctx.record.outputs.append(output)
-        files.append(target)
+            return await ctx.write_output_file(name, path.name, path, kind)
+
+    async def stem(name: str, encoded: asyncio.Task[Path]) -> OutputFile:
+        return await upload(name, await encoded, content_type)
+
+    async def archive(encoded: list[asyncio.Task[Path]]) -> OutputFile:
+        files = [await task for task in encoded]
         await ctx.check_cancel()
-    archive = folder / "stems.zip"
-    with ctx.timed("encode"):
-        await asyncio.to_thread(write_zip, archive, files)
-    for path in files:
-        path.unlink()
-    (folder / "outputs").rmdir()
-    with ctx.timed("upload"):
-        ctx.record.archive = await ctx.write_output_file(
-            "archive", archive.name, archive, "application/zip"
-        )
-    archive.unlink()
+        path = folder / "stems.zip"
+        with ctx.timed("encode"):
+            await asyncio.to_thread(write_zip, path, files)
+        return await upload("archive", path, "application/zip")
+
+    async with _first_failure() as group:
+        encoded = {name: group.create_task(encode(name)) for name in stems.tracks}
+        uploaded = [group.create_task(stem(name, task)) for name, task in encoded.items()]
+        zipped = group.create_task(archive(list(encoded.values())))
+    ctx.record.outputs.extend(task.result() for task in uploaded)
+    ctx.record.archive = zipped.result()
+    for task in encoded.values():
+        task.result().unlink()
+    outputs.rmdir()
+    (folder / "stems.zip").unlink()
+
+
+@asynccontextmanager
+async def _first_failure() -> AsyncIterator[asyncio.TaskGroup]:
+    """A task group that raises its first failure (a cancel, a worker or storage error)
+    as itself, not wrapped in an exception group."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            yield group
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None

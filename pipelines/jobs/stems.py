@@ -9,6 +9,7 @@ before the first sample can be written out.
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from pipelines.separation.track import ScratchTrack
 Array = npt.NDArray[np.float32]
 ENCODE_BLOCK = 1 << 18
 """Samples per channel read back for encoding at a time (about 2 MB of stereo)."""
+ZIP_CHUNK = 1 << 20
+"""Bytes copied into the ZIP at a time."""
 
 
 def stem_names(sources: list[str], params: SeparationParams) -> list[str]:
@@ -62,7 +65,7 @@ class StemScratch:
         for name, samples in self._select(stems).items():
             track = self.tracks[name]
             with track.path.open("ab") as file:
-                file.write(np.ascontiguousarray(samples.T, dtype=np.float32).tobytes())
+                file.write(audio.interleave(samples.astype(np.float32, copy=False)).tobytes())
             track.length += samples.shape[-1]
             self.peaks[name] = max(self.peaks[name], np.abs(samples).max())
 
@@ -118,5 +121,8 @@ def write_zip(target: Path, files: list[Path]) -> Path:
     """
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for path in files:
-            archive.write(path, arcname=path.name)
+            entry = zipfile.ZipInfo.from_file(path, path.name)
+            # ``ZipFile.write`` copies 8 KiB at a time, slower by half on stems of 100 MB.
+            with path.open("rb") as source, archive.open(entry, "w") as sink:
+                shutil.copyfileobj(source, sink, ZIP_CHUNK)
     return target

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from pipelines.audio import interleave
 from pipelines.separation.normalise import Normalisation
 
 __all__ = ["RunningStats", "ScratchTrack"]
@@ -39,7 +40,10 @@ class RunningStats:
 
     def add(self, block: Array) -> None:
         """Fold in a ``(channels, n)`` block."""
-        ref = block.astype(np.float32).mean(axis=0, dtype=np.float32).astype(np.float64)
+        # Decoded blocks are often transposed views of interleaved samples; numpy's mean
+        # across channels of such a view is many times slower than of a copy.
+        ref = np.ascontiguousarray(block, dtype=np.float32).mean(axis=0, dtype=np.float32)
+        ref = ref.astype(np.float64)
         n = ref.size
         if n == 0:
             return
@@ -73,7 +77,7 @@ class ScratchTrack:
         track = cls(path, channels)
         with path.open("wb") as file:
             for block in blocks:
-                file.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
+                file.write(interleave(block.astype(np.float32, copy=False)).tobytes())
                 track.length += block.shape[-1]
         return track
 

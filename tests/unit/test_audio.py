@@ -11,6 +11,7 @@ import pytest
 import torch
 from demucs.audio import convert_audio_channels, prevent_clip
 
+from pipelines import _audio_codecs as codecs
 from pipelines import audio
 from pipelines.errors import AudioTooLong, InvalidRequest, UnsupportedAudio
 from tests import audio_factory as factory
@@ -187,6 +188,28 @@ def test_follows_a_sample_rate_change_mid_stream() -> None:
     second = audio.encode(factory.sine_mix(1.0, 48000), 48000, format="mp3")
     out = decode(first + second)
     assert out.shape[1] / SR == pytest.approx(2.0, abs=0.1)
+
+
+def test_decoded_blocks_are_long_and_add_up_to_the_track(tmp_path: Path) -> None:
+    wav = factory.sine_mix(5.0, SR)  # FFmpeg hands WAV over in frames of a few thousand
+    path = tmp_path / "five.wav"
+    path.write_bytes(audio.encode(wav, SR, format="wav", bit_depth=32))
+    blocks = list(audio.decode_blocks(path, sample_rate=SR, channels=2))
+    sizes = [b.shape[1] for b in blocks]
+    assert len(blocks) > 1
+    assert min(sizes[:-1]) >= codecs.DECODE_BLOCK
+    np.testing.assert_array_equal(np.concatenate(blocks, axis=1), wav)
+
+
+@pytest.mark.parametrize("layout", ["planar", "interleaved"])
+def test_interleave_gives_frames_in_turn(layout: str) -> None:
+    frames = np.arange(3 * 1001, dtype=np.float32).reshape(1001, 3)
+    samples = np.ascontiguousarray(frames.T) if layout == "planar" else frames.T
+    out = audio.interleave(samples)
+    np.testing.assert_array_equal(out, frames)
+    assert out.flags.c_contiguous
+    # Already interleaved memory is handed back as it is, without a copy.
+    assert np.shares_memory(out, frames) == (layout == "interleaved")
 
 
 # Probe ----------------------------------------------------------------------

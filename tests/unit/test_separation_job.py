@@ -157,6 +157,27 @@ def test_three_minute_track_equals_the_whole_track_computation(tmp_path: Path, r
         np.testing.assert_allclose(stems[name], audio.clip(whole[k], "rescale"), rtol=0, atol=1e-6)
 
 
+def test_stems_upload_in_order_and_a_failed_upload_fails_the_job_as_itself(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    single = load_model("tiny_a", repo)
+    params = SeparationParams(model="tiny_a", format="wav", bit_depth=16)
+    _, record, _ = run_job(tmp_path / "ok", single, song(SR), params, seed=0)
+    assert [o.name for o in record.outputs] == single.sources  # encoded two at a time
+    assert record.archive is not None and record.archive.filename == "stems.zip"
+
+    real = JobContext.write_output_file
+
+    async def failing(self: JobContext, name: str, *args: Any) -> Any:
+        if name == "bass":
+            raise OSError("No space left on device")
+        return await real(self, name, *args)
+
+    monkeypatch.setattr(JobContext, "write_output_file", failing)
+    with pytest.raises(OSError, match="No space left"):
+        run_job(tmp_path / "full", single, song(SR), params, seed=0)
+
+
 def test_running_stats_equal_whole_track_normalisation() -> None:
     wav = song(100_003, seed=4) + 0.1
     stats = RunningStats()
