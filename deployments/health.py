@@ -6,8 +6,13 @@ that only reported "alive" would stay in rotation with a dead GPU, so:
 
 - while a call runs, the replica is healthy as long as the call makes progress
   (a forward pass returns, a segment is decoded) at least every ``stuck_after_s``;
-- when idle, at most every ``probe_every_s`` the last model used runs a probe
-  (``pipelines.probes``) in one of the same slots as requests, within ``timeout_s``.
+- when idle, the last model used runs a probe (``pipelines.probes``) in one of the
+  same slots as requests, within ``timeout_s``, once it has not answered for
+  ``probe_every_s``; a call that returned counts as an answer, so a replica with
+  traffic is never probed. A probe may take at most ``probe_share`` of an idle
+  replica's time: on a CPU a separator's probe is a whole model window (3-4 s of
+  two cores for htdemucs), which every 30 s would take a tenth of the machine from
+  whatever runs beside it; it then runs every few minutes instead.
 
 Calls hold one of ``slots`` (the model's workers) through a `PriorityGate`: a live
 window waiting for a slot goes before any waiting file work.
@@ -27,6 +32,7 @@ from pipelines.scheduling import Lane, PriorityGate
 STUCK_AFTER_S = 300.0
 PROBE_EVERY_S = 30.0
 PROBE_TIMEOUT_S = 20.0
+PROBE_SHARE = 0.02
 
 
 class ModelUnhealthy(RuntimeError):
@@ -43,6 +49,7 @@ class ModelHealth:
         stuck_after_s: float = STUCK_AFTER_S,
         probe_every_s: float = PROBE_EVERY_S,
         timeout_s: float = PROBE_TIMEOUT_S,
+        probe_share: float = PROBE_SHARE,
         slots: int = 1,
     ) -> None:
         self.gate = PriorityGate(slots)
@@ -50,8 +57,10 @@ class ModelHealth:
         self._stuck_after = stuck_after_s
         self._probe_every = probe_every_s
         self._timeout = timeout_s
+        self._share = probe_share
         self._progress = time.monotonic()
-        self._probed = time.monotonic()
+        self._answered = time.monotonic()  # the model last returned: a call or a probe
+        self._probe_interval = probe_every_s
         self._model: weakref.ref[Any] | None = None
 
     @asynccontextmanager
@@ -68,6 +77,7 @@ class ModelHealth:
             self.progress()
             yield
             self.progress()
+            self._answered = time.monotonic()
 
     def slot_for_threads(
         self, model: Any, lane: Lane = Lane.FILE
@@ -109,13 +119,16 @@ class ModelHealth:
                 )
             return
         model = self._model() if self._model is not None else None
-        if model is None or now - self._probed < self._probe_every:
+        if model is None or now - self._answered < self._probe_interval:
             return
         async with self.gate.hold(Lane.FILE):
+            started = time.monotonic()
             try:
                 await asyncio.wait_for(asyncio.to_thread(self._probe, model), self._timeout)
             except TimeoutError:
                 raise ModelUnhealthy(f"the model probe took over {self._timeout:.0f} s") from None
             except Exception as exc:
                 raise ModelUnhealthy(f"the model probe failed: {exc}") from exc
-            self._probed = time.monotonic()
+            self._answered = time.monotonic()
+            took = self._answered - started
+            self._probe_interval = max(self._probe_every, took / self._share)

@@ -57,6 +57,46 @@ def test_probe_waits_for_its_interval() -> None:
     assert probed == []
 
 
+def test_a_call_that_returned_counts_as_an_answer() -> None:
+    probed: list[Model] = []
+    health = ModelHealth(probed.append, probe_every_s=0.2)
+    model = Model()
+
+    async def scenario() -> None:
+        async with health.exclusive(model):
+            await asyncio.sleep(0.3)  # longer than the interval, but the call answers
+        await health.check()
+        assert probed == []
+        await asyncio.sleep(0.3)  # idle past the interval: now it is probed
+        await health.check()
+
+    run(scenario())
+    assert probed == [model]
+
+
+def test_a_slow_probe_takes_at_most_its_share_of_idle_time() -> None:
+    probed: list[Model] = []
+
+    def slow(model: Model) -> None:
+        threading.Event().wait(0.05)
+        probed.append(model)
+
+    health = ModelHealth(slow, probe_every_s=0.0, probe_share=0.1)
+    model = Model()
+
+    async def scenario() -> None:
+        async with health.exclusive(model):
+            pass
+        await health.check()
+        await health.check()  # the probe took 0.05 s: the next is due 0.5 s later
+        assert len(probed) == 1
+        await asyncio.sleep(0.55)
+        await health.check()
+
+    run(scenario())
+    assert probed == [model, model]
+
+
 def test_a_failing_probe_is_unhealthy() -> None:
     def broken(model: Model) -> None:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
