@@ -73,6 +73,7 @@ def test_two_workers_share_one_logical_gpu(served: str) -> None:
     assert len(transcriber["gpu_ids"]) == 1 and tuple(transcriber["gpu_ids"]) != gpu_ids[0]
     assert all(stats["device"] == "cpu" for stats in replicas.values())  # logical GPU only
     assert all(stats["threads"] == stats["openmp_threads"] == 1 for stats in replicas.values())
+    assert all(stats["huge_pages"] for stats in replicas.values())  # torch's large blocks
     # The OpenMP pool is the configured threads, not Ray's num_cpus (0.1 here).
     assert transcriber["threads"] == transcriber["openmp_threads"] == 2
 

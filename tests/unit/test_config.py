@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from config import DeploymentArgs, parse_app_args
+from config.app_args import REPLICA_ENV
 
 pytestmark = pytest.mark.unit
 
@@ -17,7 +18,7 @@ def test_custom_resources_reach_the_actor_options() -> None:
     assert options["ray_actor_options"] == {
         "num_cpus": 0.5,
         "resources": {"cpu_pool": 1.0},
-        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}},
+        "runtime_env": {"env_vars": {**REPLICA_ENV, "OMP_NUM_THREADS": "1"}},
     }
 
 
@@ -26,15 +27,20 @@ def test_no_custom_resources_leaves_them_out() -> None:
     assert options["ray_actor_options"] == {
         "num_cpus": 1,
         "num_gpus": 0.25,
-        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}},
+        "runtime_env": {"env_vars": {**REPLICA_ENV, "OMP_NUM_THREADS": "1"}},
     }
 
 
 def test_the_openmp_pool_is_the_replicas_compute_threads_not_its_cpu_share() -> None:
     explicit = DeploymentArgs(num_cpus=0.1, threads=2).serve_options()["ray_actor_options"]
-    assert explicit["runtime_env"] == {"env_vars": {"OMP_NUM_THREADS": "2"}}
+    assert explicit["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
     share = DeploymentArgs(num_cpus=4).serve_options()["ray_actor_options"]
-    assert share["runtime_env"] == {"env_vars": {"OMP_NUM_THREADS": "4"}}
+    assert share["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "4"
+
+
+def test_torch_in_every_replica_allocates_large_blocks_in_huge_pages() -> None:
+    options = DeploymentArgs().serve_options()["ray_actor_options"]
+    assert options["runtime_env"]["env_vars"]["THP_MEM_ALLOC_ENABLE"] == "1"
 
 
 def test_resources_from_yaml_args() -> None:
