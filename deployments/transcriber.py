@@ -111,8 +111,8 @@ class Transcriber:
         options = replace(options, batch_size=self._args.file_batch_size)
         meta, segments = await self._in_file_thread(start_transcription, held, audio, options)
         yield {"meta": meta}
+        # Each held computation records progress as it takes and gives back its slot.
         while (segment := await self._in_file_thread(next, segments, None)) is not None:
-            self._health.progress()
             yield {"segment": asdict(segment)}
 
     async def _in_file_thread(self, call: Callable[..., T], *args: Any) -> T:
