@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +71,19 @@ def publish(name: str, body: str) -> None:
 def bench_port(default: int) -> int:
     """The port a benchmark's app listens on: ``STEMSCRIBE_BENCH_PORT`` or ``default``."""
     return int(os.environ.get("STEMSCRIBE_BENCH_PORT", str(default)))
+
+
+def in_replica_env(script: str, *args: str) -> str:
+    """The last line ``python script args`` prints, run in a fresh process with the
+    replicas' environment (``config.app_args.REPLICA_ENV``, read when a process starts):
+    the library side of a comparison with the setting the service runs with."""
+    from config.app_args import REPLICA_ENV
+
+    child = subprocess.run(
+        [sys.executable, script, *args],
+        env=os.environ | REPLICA_ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return child.stdout.strip().splitlines()[-1]

@@ -5,7 +5,7 @@ real one, no download). The service time runs from the multipart POST to the job
 record saying ``succeeded`` (every stem and the ZIP already in storage).
 
 A second row runs ``apply_model`` in a fresh process with the replicas' environment
-(``config.app_args.REPLICA_ENV``: torch's huge-page allocator), so the service's gain
+(``config.app_args.REPLICA_ENV``: malloc in huge pages), so the service's gain
 from that setting is shown apart from what the service itself costs. The last row runs
 ``apply_model`` again in this process while the app sits idle beside it: what the
 served app's own processes (Ray, Serve, the other replicas) cost a forward pass that
@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemscribe_client.api import Client
 
-from bench.common import machine, publish
+from bench.common import in_replica_env, machine, publish
 from config import AppArgs, Settings
 from config.app_args import REPLICA_ENV
 from harness.audio import sine_mix
@@ -123,18 +122,11 @@ def service(
 
 
 def direct_with_replica_env(repo: Path, wav: np.ndarray, threads: int, work: Path) -> float:
-    """``direct`` in a fresh process with the replicas' environment (``REPLICA_ENV``,
-    read when torch loads): how much of the service's speed is that setting."""
+    """``direct`` in a fresh process with the replicas' environment: how much of the
+    service's speed is that setting."""
     np.save(work / "mix.npy", wav)
-    command = [sys.executable, __file__, "--direct", str(repo), str(work / "mix.npy")]
-    child = subprocess.run(
-        [*command, "--threads", str(threads)],
-        env=os.environ | REPLICA_ENV,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return float(child.stdout.split()[-1])
+    mix = str(work / "mix.npy")
+    return float(in_replica_env(__file__, "--direct", str(repo), mix, "--threads", str(threads)))
 
 
 def main() -> None:
@@ -198,8 +190,8 @@ def report(
 
 **Ratio service / direct: {ratio:.3f}** (target ≤ 1.15)
 
-Every replica runs with {env_vars}: torch then allocates blocks of 2 MB and more in
-transparent huge pages, which spares an htdemucs window about 480 000 page faults.
+Every replica runs with {env_vars}: glibc's malloc then takes what it maps in transparent
+huge pages, which spares an htdemucs window about 480 000 page faults.
 `apply_model` with the same setting shows how much of the service's time that
 setting saves: service / that run = **{same_env:.3f}**, what the service costs
 beyond the library when both allocate alike.

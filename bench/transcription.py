@@ -5,6 +5,8 @@
 2. Throughput: 8 concurrent requests to the service vs 8 sequential direct calls, and
    8 concurrent direct calls into one model with ``--workers`` CTranslate2 workers
    (what the runtime itself allows).
+3. The direct sequential side once more in a fresh process with the replicas' environment
+   (``config.app_args.REPLICA_ENV``), so the service's gain from it is shown apart.
 
 Both sides decode with the same options: beam 5, temperature 0 only (no fallback
 schedule), previous-text conditioning on, no VAD, no word timestamps — what
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -34,8 +37,9 @@ from faster_whisper import WhisperModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_port, machine, publish
+from bench.common import bench_port, in_replica_env, machine, publish
 from config import AppArgs, Settings
+from config.app_args import REPLICA_ENV
 from harness.serving import wait_ready
 from pipelines import audio
 from pipelines.transcription import TranscribeOptions, load_whisper, transcribe
@@ -146,31 +150,52 @@ def main() -> None:
     parser.add_argument("--clip-seconds", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workers", type=int, default=2, help="decodes in flight per replica")
+    parser.add_argument("--sequential-only", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     long_wave, clip = speech(opts.seconds), speech(opts.clip_seconds)
+    direct_long, direct_seq = sequential(opts, long_wave, clip)
+    if opts.sequential_only:  # the child that in_replica_env runs
+        print(json.dumps([direct_long, direct_seq]))
+        return
+    argv = [f"--{k}={getattr(opts, k.replace('-', '_'))}" for k in ("seconds", "clip-seconds")]
+    child = in_replica_env(__file__, *argv, f"--threads={opts.threads}", "--sequential-only")
+    env_long, env_seq = json.loads(child)
+    pooled = load_whisper(TINY_EN, device="cpu", cpu_threads=opts.threads, num_workers=opts.workers)
+    direct_conc = concurrent(lambda: transcribe(pooled, clip, OPTIONS))
     long_wav = audio.encode(long_wave[None], RATE, format="wav")
     clip_wav = audio.encode(clip[None], RATE, format="wav")
+    served_long, served_conc = served(opts, long_wav, clip_wav)
+    report(
+        opts, (direct_long, env_long, served_long), (direct_seq, env_seq), direct_conc, served_conc
+    )
+
+
+def sequential(
+    opts: argparse.Namespace, long_wave: np.ndarray, clip: np.ndarray
+) -> tuple[list[float], list[float]]:
+    """The direct side: the long file twice; when each of 8 clips in turn finished."""
     model = load_whisper(TINY_EN, device="cpu", cpu_threads=opts.threads)
     timed_direct(model, clip)  # warm-up
     direct_long = [timed_direct(model, long_wave) for _ in range(2)]
     direct_seq = list(itertools.accumulate(timed_direct(model, clip) for _ in range(CONCURRENT)))
-    del model
-    pooled = load_whisper(TINY_EN, device="cpu", cpu_threads=opts.threads, num_workers=opts.workers)
-    direct_conc = concurrent(lambda: transcribe(pooled, clip, OPTIONS))
-    served_long, served_conc = served(opts, long_wav, clip_wav)
-    report(opts, direct_long, served_long, direct_seq, direct_conc, served_conc)
+    return direct_long, direct_seq
 
 
 def report(
     opts: argparse.Namespace,
-    direct_long: list[float],
-    served_long: list[float],
-    direct_seq: list[float],
+    long: tuple[list[float], list[float], list[float]],
+    seq: tuple[list[float], list[float]],
     direct_conc: list[float],
     served_conc: list[float],
 ) -> None:
-    """``direct_seq``, ``direct_conc``, ``served_conc``: when each of the 8 calls finished."""
+    """``long``: the long request direct, direct in the replicas' environment, served.
+    ``seq``: when each of 8 sequential calls finished, direct and in that environment;
+    ``direct_conc``, ``served_conc``: when each of 8 concurrent calls finished."""
+    direct_long, env_long, served_long = long
+    direct_seq, env_seq = seq
     latency = statistics.median(served_long) / statistics.median(direct_long)
+    env_latency = statistics.median(served_long) / statistics.median(env_long)
+    env_vars = ", ".join(f"`{k}={v}`" for k, v in REPLICA_ENV.items())
     mean = statistics.mean
     runs = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
     n, clip = CONCURRENT, f"{opts.clip_seconds:.0f} s"
@@ -185,10 +210,16 @@ Direct sequential: one model, {opts.threads} threads. Concurrent (direct and ser
 | measurement | direct | service | ratio |
 |---|---|---|---|
 | {opts.seconds:.0f} s of speech, one request (s) | {statistics.median(direct_long):.2f} ({runs(direct_long)}) | {statistics.median(served_long):.2f} ({runs(served_long)}) | **{latency:.3f}** (target ≤ 1.10) |
+| the same, direct in the replicas' environment (s) | {statistics.median(env_long):.2f} ({runs(env_long)}) | | {env_latency:.3f} |
 | {n} × {clip}: {n} sequential direct vs {n} concurrent service (s) | {direct_seq[-1]:.2f} | {served_conc[-1]:.2f} | throughput **{direct_seq[-1] / served_conc[-1]:.3f}** (target ≥ 1.5) |
+| the same, sequential direct in the replicas' environment (s) | {env_seq[-1]:.2f} | | throughput {env_seq[-1] / served_conc[-1]:.3f} |
 | {n} × {clip}: {n} concurrent direct (same workers) vs {n} sequential direct (s) | {direct_conc[-1]:.2f} | | throughput {direct_seq[-1] / direct_conc[-1]:.3f} |
 | {n} × {clip}: mean time to a result, sequential direct vs concurrent service (s) | {mean(direct_seq):.2f} | {mean(served_conc):.2f} | {mean(served_conc) / mean(direct_seq):.3f} |
 | {n} × {clip}: first and last result, sequential direct / concurrent service (s) | {direct_seq[0]:.2f} / {direct_seq[-1]:.2f} | {served_conc[0]:.2f} / {served_conc[-1]:.2f} | |
+
+The replicas run with {env_vars} (glibc's malloc takes what it maps in transparent huge
+pages); the rows "in the replicas' environment" run the direct side in a fresh process with
+the same setting, so what the setting gives is shown apart from what the service costs.
 
 Timings include whatever else the machine ran at the time; they vary from run to run.
 

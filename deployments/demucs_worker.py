@@ -115,7 +115,7 @@ class DemucsWorker:
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": torch.get_num_threads(),
             "openmp_threads": int(os.environ.get("OMP_NUM_THREADS", "0")),
-            "huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE") == "1",
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
             "windows": self._windows,
             "passes": self._batcher.passes,
             "shared_passes": self._batcher.shared_passes,

@@ -143,6 +143,7 @@ class Transcriber:
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "threads": self._threads,
             "openmp_threads": int(os.environ.get("OMP_NUM_THREADS", "0")),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
             "workers": self._args.workers,
             "live_batch_sizes": self._live.batch_sizes[-200:],
         }

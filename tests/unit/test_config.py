@@ -38,9 +38,9 @@ def test_the_openmp_pool_is_the_replicas_compute_threads_not_its_cpu_share() -> 
     assert share["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "4"
 
 
-def test_torch_in_every_replica_allocates_large_blocks_in_huge_pages() -> None:
+def test_every_replica_allocates_in_huge_pages() -> None:
     options = DeploymentArgs().serve_options()["ray_actor_options"]
-    assert options["runtime_env"]["env_vars"]["THP_MEM_ALLOC_ENABLE"] == "1"
+    assert options["runtime_env"]["env_vars"]["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
 
 
 def test_resources_from_yaml_args() -> None:
