@@ -49,6 +49,8 @@ class Peak:
     largest: int = 0
     largest_name: str = ""
     """The process whose growth was the largest (its Ray process title)."""
+    each: dict[int, int] = field(default_factory=dict)
+    """Every process's largest growth, by pid."""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @staticmethod
@@ -77,8 +79,10 @@ class Peak:
                 now = self.tree(root)
                 self.total = max(self.total, sum(now.values()) - base_total)
                 for pid, rss in now.items():
-                    if rss - self.baseline.get(pid, 0) > self.largest:
-                        self.largest = rss - self.baseline.get(pid, 0)
+                    growth = rss - self.baseline.get(pid, 0)
+                    self.each[pid] = max(self.each.get(pid, 0), growth)
+                    if growth > self.largest:
+                        self.largest = growth
                         self.largest_name = self.name(pid)
 
         thread = threading.Thread(target=sample, daemon=True)
@@ -88,6 +92,11 @@ class Peak:
     def stop(self, thread: threading.Thread) -> None:
         self._stop.set()
         thread.join()
+
+    def most(self, n: int = 3) -> list[tuple[str, float]]:
+        """The ``n`` processes that grew the most: (name, GiB)."""
+        top = sorted(self.each.items(), key=lambda item: -item[1])[:n]
+        return [(self.name(pid).split(".")[0].strip(), grew / GIB) for pid, grew in top]
 
 
 def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
@@ -252,6 +261,7 @@ def measure(
         "tree": peak.total / GIB,
         "largest": peak.largest / GIB,
         "largest_process": peak.largest_name,
+        "most": peak.most(),
         "seconds": seconds,
         "timings": job.get("timings", {}),
     }
@@ -299,7 +309,11 @@ def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> 
         f"- {r['minutes']:g} min: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
         for r in rows
     )
-    largest = "\n".join(f"- {r['minutes']:g} min: `{r['largest_process']}`" for r in rows)
+    largest = "\n".join(
+        f"- {r['minutes']:g} min: "
+        + ", ".join(f"`{name}` {gib:.2f} GiB" for name, gib in r["most"])
+        for r in rows
+    )
     command = "python -m bench.memory " + " ".join(sys.argv[1:])
     together = (
         "The CLI ran alongside the service (`--cli-parallel`): separate process trees, so "
@@ -319,7 +333,7 @@ upper bound). CLI: peak RSS of `python -m demucs.separate` and its children.
 |---|---|---|---|---|---|
 {table}
 
-The process that grew the most:
+The processes that grew the most (each one's own peak growth):
 
 {largest}
 
