@@ -51,6 +51,7 @@ class Peak:
     """The process whose growth was the largest (its Ray process title)."""
     each: dict[int, int] = field(default_factory=dict)
     """Every process's largest growth, by pid."""
+    names: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @staticmethod
@@ -81,6 +82,8 @@ class Peak:
                 for pid, rss in now.items():
                     growth = rss - self.baseline.get(pid, 0)
                     self.each[pid] = max(self.each.get(pid, 0), growth)
+                    if pid not in self.names:
+                        self.names[pid] = self.name(pid).split(".")[0].strip()
                     if growth > self.largest:
                         self.largest = growth
                         self.largest_name = self.name(pid)
@@ -96,7 +99,7 @@ class Peak:
     def most(self, n: int = 3) -> list[tuple[str, float]]:
         """The ``n`` processes that grew the most: (name, GiB)."""
         top = sorted(self.each.items(), key=lambda item: -item[1])[:n]
-        return [(self.name(pid).split(".")[0].strip(), grew / GIB) for pid, grew in top]
+        return [(self.names[pid], grew / GIB) for pid, grew in top]
 
 
 def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
