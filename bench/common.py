@@ -75,13 +75,13 @@ def bench_port(default: int) -> int:
 
 def in_replica_env(script: str, *args: str) -> str:
     """The last line ``python script args`` prints, run in a fresh process with the
-    replicas' environment (``config.app_args.REPLICA_ENV``, read when a process starts):
+    replicas' environment (``config.app_args.MODEL_ENV``, read when a process starts):
     the library side of a comparison with the setting the service runs with."""
-    from config.app_args import REPLICA_ENV
+    from config.app_args import MODEL_ENV
 
     child = subprocess.run(
         [sys.executable, script, *args],
-        env=os.environ | REPLICA_ENV,
+        env=os.environ | MODEL_ENV,
         check=True,
         capture_output=True,
         text=True,

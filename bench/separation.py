@@ -5,7 +5,7 @@ real one, no download). The service time runs from the multipart POST to the job
 record saying ``succeeded`` (every stem and the ZIP already in storage).
 
 A second row runs ``apply_model`` in a fresh process with the replicas' environment
-(``config.app_args.REPLICA_ENV``: malloc in huge pages), so the service's gain
+(``config.app_args.MODEL_ENV``: malloc in huge pages), so the service's gain
 from that setting is shown apart from what the service itself costs. The last row runs
 ``apply_model`` again in this process while the app sits idle beside it: what the
 served app's own processes (Ray, Serve, the other replicas) cost a forward pass that
@@ -35,7 +35,7 @@ from stemscribe_client.api import Client
 
 from bench.common import in_replica_env, machine, publish
 from config import AppArgs, Settings
-from config.app_args import REPLICA_ENV
+from config.app_args import MODEL_ENV
 from harness.audio import sine_mix
 from harness.models import save_random_htdemucs
 from harness.serving import wait_ready
@@ -178,7 +178,7 @@ def report(
         f"| {name} | {statistics.median(t):.1f} s | {', '.join(f'{x:.1f}' for x in t)} |"
         for name, t in rows
     )
-    env_vars = ", ".join(f"`{k}={v}`" for k, v in REPLICA_ENV.items())
+    env_vars = ", ".join(f"`{k}={v}`" for k, v in MODEL_ENV.items())
     body = f"""## Separation: service vs `apply_model`
 
 {opts.seconds:.0f} s stereo track, full htdemucs architecture (random weights), CPU,
@@ -190,7 +190,7 @@ def report(
 
 **Ratio service / direct: {ratio:.3f}** (target ≤ 1.15)
 
-Every replica runs with {env_vars}: glibc's malloc then takes what it maps in transparent
+The model replicas run with {env_vars}: glibc's malloc then takes what it maps in transparent
 huge pages, which spares an htdemucs window about 480 000 page faults.
 `apply_model` with the same setting shows how much of the service's time that
 setting saves: service / that run = **{same_env:.3f}**, what the service costs

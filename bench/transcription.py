@@ -6,7 +6,7 @@
    8 concurrent direct calls into one model with ``--workers`` CTranslate2 workers
    (what the runtime itself allows).
 3. The direct sequential side once more in a fresh process with the replicas' environment
-   (``config.app_args.REPLICA_ENV``), so the service's gain from it is shown apart.
+   (``config.app_args.MODEL_ENV``), so the service's gain from it is shown apart.
 
 Both sides decode with the same options: beam 5, temperature 0 only (no fallback
 schedule), previous-text conditioning on, no VAD, no word timestamps — what
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import bench_port, in_replica_env, machine, publish
 from config import AppArgs, Settings
-from config.app_args import REPLICA_ENV
+from config.app_args import MODEL_ENV
 from harness.serving import wait_ready
 from pipelines import audio
 from pipelines.transcription import TranscribeOptions, load_whisper, transcribe
@@ -195,7 +195,7 @@ def report(
     direct_seq, env_seq = seq
     latency = statistics.median(served_long) / statistics.median(direct_long)
     env_latency = statistics.median(served_long) / statistics.median(env_long)
-    env_vars = ", ".join(f"`{k}={v}`" for k, v in REPLICA_ENV.items())
+    env_vars = ", ".join(f"`{k}={v}`" for k, v in MODEL_ENV.items())
     mean = statistics.mean
     runs = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
     n, clip = CONCURRENT, f"{opts.clip_seconds:.0f} s"
@@ -217,7 +217,7 @@ Direct sequential: one model, {opts.threads} threads. Concurrent (direct and ser
 | {n} × {clip}: mean time to a result, sequential direct vs concurrent service (s) | {mean(direct_seq):.2f} | {mean(served_conc):.2f} | {mean(served_conc) / mean(direct_seq):.3f} |
 | {n} × {clip}: first and last result, sequential direct / concurrent service (s) | {direct_seq[0]:.2f} / {direct_seq[-1]:.2f} | {served_conc[0]:.2f} / {served_conc[-1]:.2f} | |
 
-The replicas run with {env_vars} (glibc's malloc takes what it maps in transparent huge
+The Transcriber replicas run with {env_vars} (glibc's malloc takes what it maps in transparent huge
 pages); the rows "in the replicas' environment" run the direct side in a fresh process with
 the same setting, so what the setting gives is shown apart from what the service costs.
 

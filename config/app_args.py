@@ -6,6 +6,7 @@ Every invalid combination raises a ``ValueError`` that says what to change, so
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -47,18 +48,19 @@ class AutoscalingArgs(_Strict):
         return self
 
 
-REPLICA_ENV = {
+MODEL_ENV = {
     # glibc's malloc asks for transparent huge pages for what it maps and grows.
     # Model computations allocate big blocks anew on every call (a Demucs forward
     # pass its activations, CTranslate2 its buffers); blocks that large come straight
     # from the system, and in 4 KB pages a htdemucs window took about 480 000 page
     # faults and a 15 s Whisper decode about 70 000, a tenth to a fifth of their time.
+    # Only for the replicas that run models: a coordinator's many smaller numpy blocks
+    # held in 2 MB pages kept more memory the longer its track (0.23 GiB after a
+    # 60-minute track against 0.09 GiB after 10 minutes).
     "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
 }
-"""Environment of every replica, set before its libraries load. ``OMP_NUM_THREADS``
-is added per deployment: CTranslate2's OpenMP pool is sized when the library loads,
-before the replica's code runs; a pool other than its compute threads changes how its
-reductions split, and so its numbers (a Whisper decode can take another round)."""
+"""Environment of the replicas that run models (DemucsWorker, Transcriber), set before
+their libraries load."""
 
 
 class DeploymentArgs(_Strict):
@@ -151,13 +153,18 @@ class DeploymentArgs(_Strict):
         """Threads the replica's model should use: explicit, else its CPU share."""
         return self.threads or max(1, int(self.num_cpus))
 
-    def serve_options(self) -> dict[str, Any]:
-        """Options for ``serve.deployment(...)``: the one place config meets Serve."""
+    def serve_options(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Options for ``serve.deployment(...)``: the one place config meets Serve.
+
+        ``env``: environment variables for the replicas besides ``OMP_NUM_THREADS``.
+        CTranslate2's OpenMP pool is sized when the library loads, before the replica's
+        code runs; a pool other than its compute threads changes how its reductions
+        split, and so its numbers (a Whisper decode can take another round).
+        """
+        env_vars = {**(env or {}), "OMP_NUM_THREADS": str(self.compute_threads)}
         actor: dict[str, Any] = {
             "num_cpus": self.num_cpus,
-            "runtime_env": {
-                "env_vars": REPLICA_ENV | {"OMP_NUM_THREADS": str(self.compute_threads)}
-            },
+            "runtime_env": {"env_vars": env_vars},
         }
         if self.num_gpus:
             actor["num_gpus"] = self.num_gpus

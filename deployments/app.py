@@ -6,6 +6,7 @@ It is the ``import_path`` of ``serve_config.yaml`` and of the RayService's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -14,6 +15,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from config import AppArgs, DeploymentArgs, Settings, parse_app_args
+from config.app_args import MODEL_ENV
 from deployments.coordinator import JobCoordinator
 from deployments.demucs_worker import DemucsWorker
 from deployments.ingress import Ingress
@@ -43,10 +45,10 @@ def compose(args: AppArgs, settings: Settings | None = None) -> Application:
     ``settings`` is for tests that point replicas at a specific store; a deployed
     app leaves it unset and every replica reads its own environment.
     """
-    worker = _deployment(DemucsWorker, args.demucs_worker).bind(
+    worker = _deployment(DemucsWorker, args.demucs_worker, env=MODEL_ENV).bind(
         args.separation, args.demucs_worker.compute_threads
     )
-    transcriber = _deployment(Transcriber, args.transcriber).bind(
+    transcriber = _deployment(Transcriber, args.transcriber, env=MODEL_ENV).bind(
         args.transcription, args.transcriber.compute_threads
     )
     coordinator = _deployment(JobCoordinator, args.coordinator).bind(
@@ -56,6 +58,8 @@ def compose(args: AppArgs, settings: Settings | None = None) -> Application:
     return ingress.bind(coordinator, transcriber, args, settings)
 
 
-def _deployment(cls: type, shape: DeploymentArgs, name: str | None = None) -> Deployment:
-    """The one place config meets ``serve.deployment``."""
-    return serve.deployment(name=name or cls.__name__, **shape.serve_options())(cls)
+def _deployment(
+    cls: type, shape: DeploymentArgs, name: str | None = None, env: Mapping[str, str] | None = None
+) -> Deployment:
+    """The one place config meets ``serve.deployment``; ``env``: the replicas' environment."""
+    return serve.deployment(name=name or cls.__name__, **shape.serve_options(env))(cls)

@@ -16,7 +16,7 @@ import torch
 from demucs.apply import apply_model
 from ray import serve
 
-from config.app_args import REPLICA_ENV
+from config.app_args import MODEL_ENV
 from pipelines import audio
 from pipelines.separation import load_model
 from tests.audio_factory import random_bytes, sine_mix
@@ -74,7 +74,7 @@ def test_two_workers_share_one_logical_gpu(served: str) -> None:
     assert len(transcriber["gpu_ids"]) == 1 and tuple(transcriber["gpu_ids"]) != gpu_ids[0]
     assert all(stats["device"] == "cpu" for stats in replicas.values())  # logical GPU only
     assert all(stats["threads"] == stats["openmp_threads"] == 1 for stats in replicas.values())
-    tunables = REPLICA_ENV["GLIBC_TUNABLES"]  # malloc in huge pages, in every replica
+    tunables = MODEL_ENV["GLIBC_TUNABLES"]  # malloc in huge pages, in model replicas
     assert all(stats["glibc_tunables"] == tunables for stats in replicas.values())
     # The OpenMP pool is the configured threads, not Ray's num_cpus (0.1 here).
     assert transcriber["threads"] == transcriber["openmp_threads"] == 2

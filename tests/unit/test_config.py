@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from config import DeploymentArgs, parse_app_args
-from config.app_args import REPLICA_ENV
+from config.app_args import MODEL_ENV
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,7 @@ def test_custom_resources_reach_the_actor_options() -> None:
     assert options["ray_actor_options"] == {
         "num_cpus": 0.5,
         "resources": {"cpu_pool": 1.0},
-        "runtime_env": {"env_vars": {**REPLICA_ENV, "OMP_NUM_THREADS": "1"}},
+        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}},
     }
 
 
@@ -27,7 +27,7 @@ def test_no_custom_resources_leaves_them_out() -> None:
     assert options["ray_actor_options"] == {
         "num_cpus": 1,
         "num_gpus": 0.25,
-        "runtime_env": {"env_vars": {**REPLICA_ENV, "OMP_NUM_THREADS": "1"}},
+        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}},
     }
 
 
@@ -38,9 +38,9 @@ def test_the_openmp_pool_is_the_replicas_compute_threads_not_its_cpu_share() -> 
     assert share["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "4"
 
 
-def test_every_replica_allocates_in_huge_pages() -> None:
-    options = DeploymentArgs().serve_options()["ray_actor_options"]
-    assert options["runtime_env"]["env_vars"]["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+def test_replicas_get_the_environment_they_are_given_besides_their_openmp_pool() -> None:
+    options = DeploymentArgs(threads=3).serve_options(MODEL_ENV)["ray_actor_options"]
+    assert options["runtime_env"]["env_vars"] == {**MODEL_ENV, "OMP_NUM_THREADS": "3"}
 
 
 def test_resources_from_yaml_args() -> None:
