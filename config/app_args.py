@@ -54,9 +54,7 @@ MODEL_ENV = {
     # pass its activations, CTranslate2 its buffers); blocks that large come straight
     # from the system, and in 4 KB pages a htdemucs window took about 480 000 page
     # faults and a 15 s Whisper decode about 70 000, a tenth to a fifth of their time.
-    # Only for the replicas that run models: a coordinator's many smaller numpy blocks
-    # held in 2 MB pages kept more memory the longer its track (0.23 GiB after a
-    # 60-minute track against 0.09 GiB after 10 minutes).
+    # Only for the replicas that run models, where the gain was measured.
     "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
 }
 """Environment of the replicas that run models (DemucsWorker, Transcriber), set before
