@@ -2,8 +2,8 @@
 
 decode in blocks to a scratch file (normalisation statistics on the way) → plan →
 windows in track order, a bounded number in flight → streaming overlap-add → per-stem
-scratch files → encode the stems from disk, each uploaded while the next encodes →
-ZIP as a file, written while the last stem uploads → upload it.
+scratch files → encode the stems from disk, two at a time, each uploaded once encoded →
+ZIP as a file, written while the last stems upload → upload it.
 
 The forward pass is injected (``BatchRunner``), so the same job runs with remote
 GPU workers in the service and with an in-process model in tests.
@@ -38,11 +38,9 @@ from pipelines.separation import (
 from pipelines.separation.stream import StreamingOverlapAdd
 from pipelines.separation.track import RunningStats, ScratchTrack
 
-ENCODE_LANES = 1
-"""Stems encoded at once. Each stem uploads while the next one encodes. Two lanes
-encoded twice as fast on two cores, but the coordinator's memory then grew with the
-track's length (0.09 GiB after a 10-minute track, 0.23-0.25 GiB after a 60-minute
-one; 0.09 GiB for both with one lane)."""
+ENCODE_LANES = 2
+"""Stems encoded at once: encoding is the coordinator's CPU work, uploading its I/O,
+and two lanes keep two cores busy while finished stems upload."""
 
 BatchRunner = Callable[[WindowBatch], Awaitable[BatchOutput]]
 """A job's windows (B, C, L) -> model output (B, S, C, L) and its forward time."""
@@ -164,8 +162,8 @@ def _stitch(
 async def _write_outputs(
     ctx: JobContext, stems: StemScratch, folder: Path, rate: int, keep: tuple[str, ...]
 ) -> None:
-    """Encode the stems (``ENCODE_LANES`` at a time), each uploaded once encoded; the
-    ZIP is written once all are encoded, while the last stem uploads."""
+    """Encode the stems, two at a time, each uploaded once encoded; the ZIP is written
+    once all are encoded, while the last stems upload."""
     params = stems.params
     extension = audio.extension(params.format)
     content_type = audio.content_type(params.format)

@@ -163,7 +163,7 @@ def test_stems_upload_in_order_and_a_failed_upload_fails_the_job_as_itself(
     single = load_model("tiny_a", repo)
     params = SeparationParams(model="tiny_a", format="wav", bit_depth=16)
     _, record, _ = run_job(tmp_path / "ok", single, song(SR), params, seed=0)
-    assert [o.name for o in record.outputs] == single.sources  # uploaded while others encode
+    assert [o.name for o in record.outputs] == single.sources  # encoded two at a time
     assert record.archive is not None and record.archive.filename == "stems.zip"
 
     real = JobContext.write_output_file
