@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.ports.s3}"
         self.log_path = self.workdir / "weed.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._volumes = 0  # volumes the server held when it was last stopped
 
     @property
     def running(self) -> bool:
@@ -107,6 +109,9 @@ class S3Server:
 
     def stop(self, *, kill: bool = False, timeout: float = 15.0) -> None:
         """Stop the process group: SIGTERM (SIGKILL if ``kill`` or it lingers), then wait."""
+        if self.running:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                self._volumes = self._volume_count()
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -207,7 +212,7 @@ class S3Server:
                 raise RuntimeError(f"weed exited during start-up; log tail:\n{self.log_tail()}")
             try:
                 return self._probe(client)
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, _NotReady, OSError, ValueError, KeyError) as exc:
                 if time.monotonic() > deadline:
                     self.stop(kill=True)
                     raise RuntimeError(
@@ -224,6 +229,28 @@ class S3Server:
             client.create_bucket(Bucket=self.bucket)
         client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
         client.delete_object(Bucket=self.bucket, Key=".ready")
+        # After a restart, objects stored before it are served only once the volume
+        # server has registered the volumes holding them with the master again; a
+        # write can succeed earlier, on a new volume (and a read then fails with 500).
+        volumes = self._volume_count()
+        if volumes < self._volumes:
+            raise _NotReady(f"{volumes} of {self._volumes} volumes registered")
+
+    def _volume_count(self) -> int:
+        """Volumes the master knows of, from its ``/dir/status``."""
+        url = f"http://127.0.0.1:{self.ports.s3 + 2}/dir/status"  # master.port, see WeedPorts
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            topology = json.load(reply)["Topology"]
+        return sum(
+            int(node.get("Volumes", 0))
+            for center in topology["DataCenters"]
+            for rack in center["Racks"]
+            for node in rack["DataNodes"]
+        )
+
+
+class _NotReady(Exception):
+    """The server answers, but not yet with everything it stored."""
 
 
 def _port_open(port: int) -> bool:
