@@ -51,17 +51,23 @@ class Peak:
     """The process whose growth was the largest (its Ray process title)."""
     each: dict[int, int] = field(default_factory=dict)
     """Every process's largest growth, by pid."""
+    private: dict[int, int] = field(default_factory=dict)
+    """Every process's largest growth of memory no other process maps (RSS less its
+    file-backed and shared pages: the Ray object store's pages are shared)."""
+    _private_base: dict[int, int] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @staticmethod
-    def tree(root: psutil.Process) -> dict[int, int]:
-        rss: dict[int, int] = {}
+    def tree(root: psutil.Process) -> dict[int, tuple[int, int]]:
+        """RSS and private RSS of every process in the tree, by pid."""
+        rss: dict[int, tuple[int, int]] = {}
         for proc in [root, *root.children(recursive=True)]:
             try:
-                rss[proc.pid] = proc.memory_info().rss
+                info = proc.memory_info()
             except psutil.Error:
                 continue
+            rss[proc.pid] = (info.rss, info.rss - info.shared)
         return rss
 
     @staticmethod
@@ -72,16 +78,20 @@ class Peak:
             return f"pid {pid}"
 
     def watch(self, root: psutil.Process) -> threading.Thread:
-        self.baseline = self.tree(root)
+        start = self.tree(root)
+        self.baseline = {pid: rss for pid, (rss, _) in start.items()}
+        self._private_base = {pid: private for pid, (_, private) in start.items()}
 
         def sample() -> None:
             base_total = sum(self.baseline.values())
             while not self._stop.wait(0.25):
                 now = self.tree(root)
-                self.total = max(self.total, sum(now.values()) - base_total)
-                for pid, rss in now.items():
+                self.total = max(self.total, sum(rss for rss, _ in now.values()) - base_total)
+                for pid, (rss, private) in now.items():
                     growth = rss - self.baseline.get(pid, 0)
                     self.each[pid] = max(self.each.get(pid, 0), growth)
+                    own = private - self._private_base.get(pid, 0)
+                    self.private[pid] = max(self.private.get(pid, 0), own)
                     if pid not in self.names:
                         self.names[pid] = self.name(pid).split(".")[0].strip()
                     if growth > self.largest:
@@ -96,10 +106,10 @@ class Peak:
         self._stop.set()
         thread.join()
 
-    def most(self, n: int = 3) -> list[tuple[str, float]]:
-        """The ``n`` processes that grew the most: (name, GiB)."""
+    def most(self, n: int = 3) -> list[tuple[str, float, float]]:
+        """The ``n`` processes that grew the most: (name, GiB, private GiB)."""
         top = sorted(self.each.items(), key=lambda item: -item[1])[:n]
-        return [(self.names[pid], grew / GIB) for pid, grew in top]
+        return [(self.names[pid], grew / GIB, self.private[pid] / GIB) for pid, grew in top]
 
 
 def model_options(model: str, repo: Path) -> tuple[str, list[str]]:
@@ -165,7 +175,7 @@ def cli(model: str, flags: list[str], path: Path, out: Path, shifts: int) -> tup
     proc = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, sum(Peak.tree(proc).values()))
+        peak = max(peak, sum(rss for rss, _ in Peak.tree(proc).values()))
         time.sleep(0.25)
     if proc.returncode != 0:
         raise RuntimeError(f"demucs.separate exited {proc.returncode}")
@@ -314,7 +324,7 @@ def report(opts: argparse.Namespace, model: str, rows: list[dict[str, Any]]) -> 
     )
     largest = "\n".join(
         f"- {r['minutes']:g} min: "
-        + ", ".join(f"`{name}` {gib:.2f} GiB" for name, gib in r["most"])
+        + ", ".join(f"`{name}` {gib:.2f} GiB ({own:.2f} private)" for name, gib, own in r["most"])
         for r in rows
     )
     command = "python -m bench.memory " + " ".join(sys.argv[1:])
@@ -336,7 +346,9 @@ upper bound). CLI: peak RSS of `python -m demucs.separate` and its children.
 |---|---|---|---|---|---|
 {table}
 
-The processes that grew the most (each one's own peak growth):
+The processes that grew the most (each one's own peak growth; in brackets, the peak growth
+of its private memory, RSS less the file-backed and shared pages it maps, such as the Ray
+object store's):
 
 {largest}
 
