@@ -237,15 +237,16 @@ class S3Server:
             raise _NotReady(f"{volumes} of {self._volumes} volumes registered")
 
     def _volume_count(self) -> int:
-        """Volumes the master knows of, from its ``/dir/status``."""
+        """Volumes the master knows of, from its ``/dir/status``. While the topology
+        forms, a level without members is ``null`` there: it holds no volumes."""
         url = f"http://127.0.0.1:{self.ports.s3 + 2}/dir/status"  # master.port, see WeedPorts
         with urllib.request.urlopen(url, timeout=2) as reply:
-            topology = json.load(reply)["Topology"]
+            topology = json.load(reply)["Topology"] or {}
         return sum(
-            int(node.get("Volumes", 0))
-            for center in topology["DataCenters"]
-            for rack in center["Racks"]
-            for node in rack["DataNodes"]
+            int(node.get("Volumes") or 0)
+            for center in topology.get("DataCenters") or []
+            for rack in center.get("Racks") or []
+            for node in rack.get("DataNodes") or []
         )
 
 
