@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import psutil
@@ -40,11 +40,19 @@ from harness.serving import upload_file, wait_ready
 GIB = 1024**3
 
 
+class Usage(NamedTuple):
+    """A process's resident memory: all of it, and what no other process maps (RSS less
+    its file-backed and shared pages, such as the Ray object store's)."""
+
+    rss: int
+    private: int
+
+
 @dataclass
 class Peak:
     """Peak RSS growth of a process tree over its idle baseline."""
 
-    baseline: dict[int, int] = field(default_factory=dict)
+    baseline: dict[int, Usage] = field(default_factory=dict)
     total: int = 0
     largest: int = 0
     largest_name: str = ""
@@ -52,23 +60,25 @@ class Peak:
     each: dict[int, int] = field(default_factory=dict)
     """Every process's largest growth, by pid."""
     private: dict[int, int] = field(default_factory=dict)
-    """Every process's largest growth of memory no other process maps (RSS less its
-    file-backed and shared pages: the Ray object store's pages are shared)."""
-    _private_base: dict[int, int] = field(default_factory=dict)
+    """Every process's largest growth of private memory, by pid."""
     names: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @staticmethod
-    def tree(root: psutil.Process) -> dict[int, tuple[int, int]]:
-        """RSS and private RSS of every process in the tree, by pid."""
-        rss: dict[int, tuple[int, int]] = {}
+    def tree(root: psutil.Process) -> dict[int, Usage]:
+        """The memory of every process in the tree, by pid."""
+        usage: dict[int, Usage] = {}
         for proc in [root, *root.children(recursive=True)]:
             try:
                 info = proc.memory_info()
             except psutil.Error:
                 continue
-            rss[proc.pid] = (info.rss, info.rss - info.shared)
-        return rss
+            usage[proc.pid] = Usage(info.rss, info.rss - info.shared)
+        return usage
+
+    @staticmethod
+    def rss(usage: dict[int, Usage]) -> int:
+        return sum(u.rss for u in usage.values())
 
     @staticmethod
     def name(pid: int) -> str:
@@ -78,19 +88,18 @@ class Peak:
             return f"pid {pid}"
 
     def watch(self, root: psutil.Process) -> threading.Thread:
-        start = self.tree(root)
-        self.baseline = {pid: rss for pid, (rss, _) in start.items()}
-        self._private_base = {pid: private for pid, (_, private) in start.items()}
+        self.baseline = self.tree(root)
 
         def sample() -> None:
-            base_total = sum(self.baseline.values())
+            base_total = self.rss(self.baseline)
             while not self._stop.wait(0.25):
                 now = self.tree(root)
-                self.total = max(self.total, sum(rss for rss, _ in now.values()) - base_total)
-                for pid, (rss, private) in now.items():
-                    growth = rss - self.baseline.get(pid, 0)
+                self.total = max(self.total, self.rss(now) - base_total)
+                for pid, usage in now.items():
+                    base = self.baseline.get(pid, Usage(0, 0))
+                    growth = usage.rss - base.rss
                     self.each[pid] = max(self.each.get(pid, 0), growth)
-                    own = private - self._private_base.get(pid, 0)
+                    own = usage.private - base.private
                     self.private[pid] = max(self.private.get(pid, 0), own)
                     if pid not in self.names:
                         self.names[pid] = self.name(pid).split(".")[0].strip()
@@ -175,7 +184,7 @@ def cli(model: str, flags: list[str], path: Path, out: Path, shifts: int) -> tup
     proc = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, sum(rss for rss, _ in Peak.tree(proc).values()))
+        peak = max(peak, Peak.rss(Peak.tree(proc)))
         time.sleep(0.25)
     if proc.returncode != 0:
         raise RuntimeError(f"demucs.separate exited {proc.returncode}")
